@@ -1,0 +1,276 @@
+"""The `scalelab` command line. Thin: it parses, validates, and delegates to the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from scalelab import __version__
+from scalelab.config import RunConfig, dump_config, load_config
+from scalelab.errors import UserError
+
+out = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="scalelab",
+    help="Scaling-law lab for generative recommendation models (HSTU, SASRec, Llama, GPT, FuXi-alpha).\n\n"
+    "Typical flow: describe your data, run a sweep over depth/width/data, fit a law, report.\n\n"
+    "  scalelab data describe ml-1m\n\n"
+    "  scalelab config show --set model.depth=8",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+data_app = typer.Typer(help="Datasets: download, inspect, preprocess, generate.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect and validate configuration files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config field: --set model.depth=8 (repeatable; value is YAML)."),
+]
+ConfigArg = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML run config to start from (default: built-in defaults).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"scalelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Scaling-law lab for generative recommendation models."""
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Path | None, typer.Argument(help="YAML run config (default: built-in defaults).")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Print the fully resolved run config (defaults + file + overrides) as YAML.
+
+    Example: scalelab config show my.yaml --set model.depth=8 --set train.lr=3e-4
+    """
+    cfg = load_config(config, set_)
+    out.print(yaml.safe_dump(dump_config(cfg), sort_keys=False), end="", markup=False, highlight=False)
+
+
+@config_app.command("check")
+def config_check(
+    config: Annotated[Path, typer.Argument(help="YAML run config to validate.")],
+    set_: SetOption = None,
+) -> None:
+    """Validate a run config; prints `ok` or a one-line error naming the field."""
+    load_config(config, set_)
+    out.print(f"{config}: ok")
+
+
+# -------------------------------------------------------------------------------------------- data
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the public datasets `scalelab data download` knows, and which are installed."""
+    from scalelab.data import download
+
+    table = Table("name", "format", "installed", "description", title=f"data root: {download.data_root()}")
+    for name, d in download.DATASETS.items():
+        here = download.installed_path(name).exists()
+        table.add_row(name, d.format, "yes" if here else "", d.description)
+    out.print(table)
+
+
+@data_app.command("download")
+def data_download(
+    name: Annotated[str, typer.Argument(help="Dataset name, e.g. ml-1m, ml-20m, amazon-beauty (see `data list`).")],
+    from_file: Annotated[
+        Path | None, typer.Option("--from", help="Install from a local copy of the official file (offline).")
+    ] = None,
+    root: Annotated[Path | None, typer.Option(help="Data root (default $SCALELAB_DATA or ~/.cache/scalelab/data).")] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if installed.")] = False,
+) -> None:
+    """Download a public dataset from its official URL, verify its checksum, and unpack it.
+
+    Offline? Fetch the file on another machine and run: scalelab data download ml-1m --from ml-1m.zip
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from scalelab.data import download
+
+    d = download.get_dataset(name)
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task(f"{name}", total=None)
+        path = download.download(
+            name, root, local_file=from_file, force=force,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    out.print(f"{d.name}: {path}")
+
+
+@data_app.command("describe")
+def data_describe(
+    source: Annotated[
+        str, typer.Argument(help="Interaction file, a dataset name (ml-1m, ...), or 'synthetic'.")
+    ],
+    config: ConfigArg = None,
+    set_: SetOption = None,
+    m: Annotated[list[int] | None, typer.Option("--m", help="ApEn embedding dimension (repeatable).")] = None,
+    last: Annotated[int, typer.Option(help="ApEn on each user's last N items (0 = whole sequences).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
+) -> None:
+    """Users, items, interactions, density, sequence lengths, time span, tokens and ApEn.
+
+    The file goes through the configured preprocessing (k-core, dedup, ...) first; the table shows
+    what each step kept. Examples:
+
+      scalelab data describe ../shared/datasets/ml-1m/interactions.tsv.gz
+
+      scalelab data describe ratings.dat --set data.min_user_count=5 --m 1 --m 2
+    """
+    from scalelab.data.stats import describe
+
+    overrides = list(set_ or [])
+    if source != "synthetic":
+        overrides.append(f"data.path={json.dumps(source)}")
+    cfg = load_config(config, overrides)
+    data = _load_data(cfg)
+    stats = describe(data, cfg.data.split, cfg.data.max_seq_len, tuple(m or [2]), last or None)
+    stats["steps"] = data.meta.get("steps", [])
+    if as_json:
+        out.print_json(json.dumps(stats))
+        return
+    _print_stats(stats, data.meta.get("source", source))
+
+
+@data_app.command("prepare")
+def data_prepare(config: ConfigArg = None, set_: SetOption = None) -> None:
+    """Preprocess a dataset into the cache (what every trial of a sweep then reuses)."""
+    cfg = load_config(config, set_)
+    data = _load_data(cfg)
+    cache = data.meta.get("cache", {})
+    out.print(
+        f"{data.num_users:,} users, {data.num_items:,} items, {data.num_interactions:,} interactions -> "
+        f"{cache.get('path')} ({'cached' if cache.get('hit') else 'built'})"
+    )
+
+
+@data_app.command("synth")
+def data_synth(
+    output: Annotated[Path, typer.Argument(help="Output table (.tsv, .tsv.gz, .csv or .parquet).")],
+    config: ConfigArg = None,
+    set_: SetOption = None,
+) -> None:
+    """Write a synthetic interaction table (settings under data.synthetic).
+
+    Example: scalelab data synth syn.tsv.gz --set data.synthetic.randomness=0.1
+    """
+    from scalelab.data.synthetic import generate_interactions
+
+    cfg = load_config(config, set_)
+    df = generate_interactions(cfg.data.synthetic).drop(columns="line")
+    name = output.name.lower()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if name.endswith(".parquet"):
+        df.to_parquet(output, index=False)
+    elif name.endswith((".tsv", ".tsv.gz", ".csv", ".csv.gz")):
+        df.rename(columns={"user": "user_id", "item": "item_id"}).to_csv(
+            output, sep="," if ".csv" in name else "\t", index=False
+        )
+    else:
+        raise UserError(f"{output}: unsupported extension (use .tsv, .tsv.gz, .csv, .csv.gz or .parquet)")
+    out.print(f"{output}: {len(df):,} interactions, {df['user'].nunique():,} users")
+
+
+def _load_data(cfg: RunConfig) -> Any:
+    from scalelab.data.loader import load_dataset
+
+    where = cfg.data.path or "synthetic data"
+    with err.status(f"loading {where} ...", spinner="dots"):
+        data = load_dataset(cfg.data)
+    if "cache_error" in data.meta:
+        err.print(f"[yellow]warning:[/] could not write the dataset cache: {data.meta['cache_error']}")
+    return data
+
+
+def _print_stats(s: dict[str, Any], source: str) -> None:
+    t = Table(title=str(source), show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("users", f"{s['users']:,}")
+    t.add_row("items", f"{s['items']:,}")
+    t.add_row("interactions", f"{s['interactions']:,}")
+    t.add_row("density", f"{s['density']:.5f}")
+    q = s["seq_len"]
+    t.add_row("sequence length", f"min {q['min']}  p25 {q['p25']:g}  median {q['median']:g}  mean {q['mean']:.1f}  "
+              f"p95 {q['p95']:g}  max {q['max']}")
+    t.add_row("time span", f"{s['time']['first_utc']} .. {s['time']['last_utc']} ({s['time']['span_days']:.0f} days)")
+    tk = s["tokens"]
+    t.add_row("training tokens", f"{tk['train_interactions']:,} interactions, {tk['train_targets']:,} targets "
+              f"({tk['split']}, max_seq_len {tk['max_seq_len']})")
+    for a in s["apen"]:
+        scope = f"last {a['last']}" if a["last"] else "full sequences"
+        t.add_row(f"ApEn m={a['m']}", f"per-user mean {a['per_user_mean']:.4f} ({a['users']:,} users)  "
+                  f"pooled {a['pooled']:.4f}  [{scope}]")
+    out.print(t)
+    if s.get("steps"):
+        st = Table("step", "interactions", "users", "items", title="preprocessing", title_justify="left")
+        for row in s["steps"]:
+            st.add_row(row["step"], f"{row['interactions']:,}", f"{row['users']:,}", f"{row['items']:,}")
+        out.print(st)
+
+
+# -------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except UserError as e:
+        err.print(f"[red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # a bug, not a user error: say so on one line unless debugging
+        if os.environ.get("SCALELAB_DEBUG"):
+            raise
+        err.print(
+            f"[red]internal error:[/] {e.__class__.__name__}: {e} (set SCALELAB_DEBUG=1 for the traceback)",
+            highlight=False, soft_wrap=True,
+        )
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

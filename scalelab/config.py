@@ -1,0 +1,360 @@
+"""Typed configuration: every setting scalelab reads lives here.
+
+All models forbid unknown keys and validate ranges, so a config is checked in full before any work
+starts. `load_config` reads YAML, applies dotted `--set` overrides and turns every validation
+problem into a one-line `ConfigError` of the form `file: field.path: message`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scalelab.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+class ColumnMap(StrictModel):
+    """Column names of a generic CSV/TSV/Parquet interaction file."""
+
+    user: str = Field("user_id", description="Column holding the user id.")
+    item: str = Field("item_id", description="Column holding the item id.")
+    timestamp: str | None = Field(
+        "timestamp", description="Column holding the event time (unix seconds); null = file order."
+    )
+    rating: str | None = Field(None, description="Optional rating column (for rating_threshold).")
+    behaviour: str | None = Field(None, description="Optional behaviour-type column (click, buy, ...).")
+    domain: str | None = Field(None, description="Optional domain column for multi-domain data.")
+
+
+class SyntheticConfig(StrictModel):
+    """A Markov process over a Zipf-popular catalogue; `randomness` is the entropy knob.
+
+    Each item has `branching` fixed successors. At each step a user follows one of the current
+    item's successors with probability 1 - randomness, otherwise draws a fresh item from the Zipf
+    popularity distribution. Low randomness and low branching give predictable, low-entropy data.
+    """
+
+    num_users: int = Field(2000, ge=1, le=50_000_000, description="Number of users.")
+    num_items: int = Field(1000, ge=2, le=50_000_000, description="Catalogue size.")
+    mean_seq_len: float = Field(50.0, ge=2, le=100_000, description="Mean events per user.")
+    min_seq_len: int = Field(5, ge=2, description="Shortest generated sequence.")
+    zipf_exponent: float = Field(1.0, ge=0.0, le=5.0, description="Popularity skew (0 = uniform).")
+    branching: int = Field(4, ge=1, le=1000, description="Successors per item in the Markov chain.")
+    randomness: float = Field(
+        0.3, ge=0.0, le=1.0, description="Probability of a popularity draw instead of a Markov step."
+    )
+    mean_gap_seconds: float = Field(3600.0, gt=0, description="Mean time between a user's events.")
+    seed: int = Field(0, ge=0, description="Random seed of the generator.")
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> SyntheticConfig:
+        if self.mean_seq_len < self.min_seq_len:
+            raise ValueError(f"mean_seq_len ({self.mean_seq_len}) is below min_seq_len ({self.min_seq_len})")
+        return self
+
+
+DataFormat = Literal[
+    "auto", "ml-1m", "ml-20m", "ml-100k", "amazon-csv", "amazon-json", "sasrec", "csv", "tsv", "parquet"
+]
+
+
+class DataConfig(StrictModel):
+    """Where the interactions come from and how they are turned into sequences."""
+
+    path: str | None = Field(
+        None,
+        description="Interaction file, or a dataset name from `scalelab data list` resolved under "
+        "$SCALELAB_DATA; null = the synthetic generator.",
+    )
+    format: DataFormat = Field("auto", description="File format; auto = from the file name and header.")
+    columns: ColumnMap = Field(default_factory=ColumnMap, description="Columns of a generic table.")
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig, description="Used when path is null.")
+    rating_threshold: float | None = Field(
+        None, description="Keep only interactions with rating >= this (needs a rating column)."
+    )
+    dedup: Literal["none", "exact", "first", "last"] = Field(
+        "exact",
+        description="Duplicates: none; exact = identical (user, item, time) rows; first/last = keep "
+        "one event per (user, item).",
+    )
+    min_user_count: int = Field(0, ge=0, description="k-core: minimum interactions per user (0 = off).")
+    min_item_count: int = Field(0, ge=0, description="k-core: minimum interactions per item (0 = off).")
+    kcore: Literal["iterative", "single"] = Field(
+        "iterative", description="Repeat the k-core filter until stable, or one pass (Amazon Books)."
+    )
+    min_seq_len: int = Field(3, ge=2, description="Drop users with fewer events (after filtering).")
+    split: Literal["leave_one_out", "leave_two_out"] = Field(
+        "leave_two_out",
+        description="leave_one_out: last item = test (Meta's protocol); leave_two_out: second to last "
+        "= validation, last = test.",
+    )
+    max_seq_len: int = Field(200, ge=1, le=100_000, description="Keep the most recent items per sequence.")
+    fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="Fraction of users kept (nested across fractions for one seed)."
+    )
+    history_fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="Fraction of each user's history kept (the most recent part)."
+    )
+    subsample_seed: int = Field(0, ge=0, description="Seed of the user subsample.")
+    cache: bool = Field(True, description="Reuse the processed-dataset cache.")
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> DataConfig:
+        if self.split == "leave_two_out" and self.min_seq_len < 3:
+            raise ValueError("leave_two_out needs min_seq_len >= 3 (one train, one valid, one test item)")
+        return self
+
+
+# -------------------------------------------------------------------------------------------- model
+
+
+class ModelConfig(StrictModel):
+    """Architecture and size. Family-specific defaults are filled in by the model registry."""
+
+    family: str = Field("hstu", description="Architecture: hstu, sasrec, sasrec_plus, gpt, llama, fuxi_alpha.")
+    depth: int = Field(2, ge=1, le=512, description="Number of blocks.")
+    width: int = Field(50, ge=1, le=65_536, description="Embedding width D.")
+    heads: int = Field(1, ge=1, le=1024, description="Attention heads.")
+    head_dim: int | None = Field(None, ge=1, description="Per-head q/k/v width; null = width // heads.")
+    ffn_multiplier: float | None = Field(
+        None, gt=0, le=64, description="FFN hidden size / width; null = the family's default."
+    )
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout rate.")
+    rab: Literal["none", "position", "position_time"] | None = Field(
+        None, description="Relative attention bias; null = the family's default."
+    )
+    attention: Literal["silu", "softmax"] | None = Field(
+        None, description="Attention nonlinearity; null = the family's default."
+    )
+    gate: bool | None = Field(None, description="HSTU feature-crossing gate u * LN(AV); null = default.")
+    residual: Literal["post", "pre"] | None = Field(
+        None, description="SASRec+ residual: post = SASRec's, pre = x + f(LN(x)); null = default."
+    )
+    fuxi_channels: list[Literal["semantic", "positional", "temporal"]] | None = Field(
+        None, description="FuXi-alpha attention channels; null = all three."
+    )
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> ModelConfig:
+        if self.head_dim is None and self.width % self.heads != 0:
+            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}; set head_dim")
+        return self
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+class TrainConfig(StrictModel):
+    """Optimisation recipe (defaults: Meta's ML-1M recipe)."""
+
+    loss: Literal["sampled_softmax", "bce", "full_softmax"] = Field(
+        "sampled_softmax", description="Training loss."
+    )
+    num_negatives: int = Field(128, ge=1, le=1_000_000, description="Sampled negatives per position.")
+    temperature: float = Field(0.05, gt=0, le=100, description="Softmax temperature on cosine scores.")
+    lr: float = Field(1e-3, gt=0, le=10, description="AdamW learning rate.")
+    betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW betas.")
+    weight_decay: float = Field(0.0, ge=0, le=10, description="AdamW weight decay.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="LR decay after warm-up.")
+    grad_clip: float | None = Field(None, gt=0, description="Clip the global gradient norm (null = off).")
+    epochs: int = Field(101, ge=1, le=100_000, description="Maximum epochs.")
+    token_budget: int | None = Field(None, ge=1, description="Stop after this many training targets.")
+    batch_size: int = Field(128, ge=1, le=1_000_000, description="Sequences per batch.")
+    patience: int | None = Field(None, ge=1, description="Early stopping patience in evaluations.")
+    eval_every: int = Field(1, ge=1, description="Evaluate every this many epochs.")
+    seed: int = Field(42, ge=0, description="Seed for data order, negatives and initialisation.")
+    device: str = Field("auto", description="auto | cpu | cuda[:i] | npu[:i] | mps.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Autocast precision.")
+
+    @field_validator("betas")
+    @classmethod
+    def _check_betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError("each beta must be in [0, 1)")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, v: str) -> str:
+        kind, _, index = v.partition(":")
+        if kind not in {"auto", "cpu", "cuda", "npu", "mps"} or (index and not index.isdigit()):
+            raise ValueError(f"unknown device {v!r} (use auto, cpu, cuda[:i], npu[:i] or mps)")
+        return v
+
+
+class EvalConfig(StrictModel):
+    """Evaluation protocol (defaults: full ranking, history filtered, as in Meta's numbers)."""
+
+    ks: list[int] = Field([10, 50, 200], min_length=1, description="Cut-offs for HR@K and NDCG@K.")
+    filter_history: bool = Field(True, description="Remove the user's input items from the ranking.")
+    mode: Literal["full", "sampled"] = Field(
+        "full", description="full = rank the whole catalogue; sampled = 1 positive + sampled negatives."
+    )
+    num_candidates: int = Field(100, ge=2, description="Candidates per user in sampled mode.")
+    batch_size: int = Field(1024, ge=1, description="Users per evaluation batch.")
+    monitor: str = Field("ndcg@10", description="Validation metric for early stopping and best epoch.")
+
+    @field_validator("ks")
+    @classmethod
+    def _check_ks(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v):
+            raise ValueError("every K must be >= 1")
+        return sorted(set(v))
+
+
+class TrackingConfig(StrictModel):
+    """Where runs are logged."""
+
+    mlflow_uri: str | None = Field(None, description="MLflow tracking URI; null = sqlite under results/.")
+    experiment: str = Field("scalelab", min_length=1, description="MLflow experiment name.")
+
+
+class RunConfig(StrictModel):
+    """One training run: the unit a sweep trial executes."""
+
+    name: str = Field("run", min_length=1, description="Run name.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    output_dir: str | None = Field(None, description="Checkpoints and summary; null = results/runs/<name>.")
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `a.b.c=value`; the value is read as YAML (so 8 is an int, [1, 2] a list, null None)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. model.depth=8")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({e.__class__.__name__})") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Return a copy of `raw` with every dotted override applied (creating sections as needed)."""
+    out: dict[str, Any] = _deep_copy(raw)
+    for text in overrides or []:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read ({e.__class__.__name__}: {e})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{p}{where}: YAML syntax error: {problem}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, found {type(raw).__name__}")
+    return raw
+
+
+def validate(model: type[M], raw: dict[str, Any], source: str) -> M:
+    """Validate `raw` as `model`; a failure becomes one line `source: field.path: message`."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, model, source)) from None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None,
+    overrides: list[str] | None = None,
+    model: type[M] = RunConfig,  # type: ignore[assignment]
+) -> M:
+    """Load a YAML file (or the defaults when `path` is None), apply overrides, validate."""
+    raw = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "<defaults>"
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return validate(model, raw, source)
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
+    """One line for the first problem, with a count of the others."""
+    errors = err.errors()
+    first = errors[0]
+    loc = [str(p) for p in first["loc"]]
+    field = ".".join(loc) or "<root>"
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+        msg = "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        msg += f"; allowed: {', '.join(allowed)}" if allowed else ""
+    else:
+        msg = first["msg"].removeprefix("Value error, ")
+        shown = first.get("input")
+        if first["type"] != "missing" and not isinstance(shown, dict) and repr(shown) not in msg:
+            msg += f" (got {shown!r})"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{source}: {field}: {msg}{more}"
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """Field names of the (nested) model at `loc`, or [] when it cannot be resolved."""
+    cls: Any = model
+    for part in loc:
+        fields = getattr(cls, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        cls = fields[part].annotation
+        # unwrap Optional[X] / X | None
+        args = [a for a in getattr(cls, "__args__", ()) if a is not type(None)]
+        if args and not hasattr(cls, "model_fields"):
+            cls = args[0]
+    fields = getattr(cls, "model_fields", None)
+    return sorted(fields) if fields else []
+
+
+def dump_config(cfg: BaseModel) -> dict[str, Any]:
+    """The fully resolved config as plain YAML-able data."""
+    return cfg.model_dump(mode="json")

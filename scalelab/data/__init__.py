@@ -1,0 +1,1 @@
+"""Data pipeline: readers, preprocessing, splits, cache, approximate entropy, synthetic data."""

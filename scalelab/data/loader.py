@@ -1,0 +1,125 @@
+"""Load a processed dataset for a `DataConfig`, through a cache shared by all processes.
+
+The cache key hashes the source (file content, or the synthetic generator's settings) and every
+preprocessing field, so a sweep's trials parse a raw file once. Entries are written atomically;
+several processes building the same entry at once each write a complete file and the last rename
+wins, so a reader never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from scalelab.config import DataConfig
+from scalelab.data import download
+from scalelab.data.preprocess import build_sequences
+from scalelab.data.readers import read_interactions
+from scalelab.data.sequences import SequenceData
+from scalelab.data.synthetic import generate_interactions
+from scalelab.errors import DataError
+
+PIPELINE_VERSION = 1  # bump when preprocessing changes its output for the same config
+
+# Fields that do not change the processed sequences (applied later or bookkeeping only).
+_NOT_IN_KEY = {"cache", "split", "max_seq_len"}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SCALELAB_CACHE", "~/.cache/scalelab/processed")).expanduser()
+
+
+def resolve_source(path: str) -> Path:
+    """A file path, or a dataset name from the registry resolved under the data root."""
+    p = Path(path).expanduser()
+    if p.exists():
+        return p.resolve()
+    if path in download.DATASETS:
+        installed = download.installed_path(path)
+        if installed.exists():
+            return installed
+        raise DataError(
+            f"dataset {path!r} is not in {download.data_root()}: run `scalelab data download {path}` "
+            "or set data.path to a local file"
+        )
+    raise DataError(f"{p}: no such file")
+
+
+def source_fingerprint(path: Path) -> str:
+    """SHA-256 of the file content, memoised by (path, size, mtime) so big files hash once."""
+    st = path.stat()
+    memo_dir = cache_dir() / "fingerprints"
+    memo = memo_dir / (hashlib.sha1(str(path).encode()).hexdigest() + ".json")
+    stamp = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    try:
+        saved = json.loads(memo.read_text())
+        if {k: saved.get(k) for k in stamp} == stamp:
+            return str(saved["sha256"])
+    except (OSError, ValueError, KeyError):
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    _atomic_write_text(memo, json.dumps({**stamp, "sha256": digest}))
+    return digest
+
+
+def cache_key(cfg: DataConfig) -> str:
+    fields: dict[str, Any] = cfg.model_dump(mode="json", exclude=_NOT_IN_KEY)
+    if cfg.path is None:
+        fields.pop("path")
+        fields.pop("columns")
+        fields.pop("format")
+        source: Any = {"synthetic": fields.pop("synthetic")}
+    else:
+        fields.pop("synthetic")
+        fields.pop("path")
+        source = {"sha256": source_fingerprint(resolve_source(cfg.path))}
+    blob = json.dumps({"v": PIPELINE_VERSION, "source": source, "prep": fields}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def load_dataset(cfg: DataConfig) -> SequenceData:
+    """The processed sequences for `cfg`, from the cache when possible."""
+    key = cache_key(cfg)
+    entry = cache_dir() / f"{key}.npz"
+    if cfg.cache and entry.exists():
+        try:
+            data = SequenceData.load(entry)
+            data.meta["cache"] = {"key": key, "path": str(entry), "hit": True}
+            return data
+        except DataError:
+            entry.unlink(missing_ok=True)  # a damaged entry is rebuilt, not trusted
+    if cfg.path is None:
+        df = generate_interactions(cfg.synthetic)
+        source = "synthetic"
+    else:
+        src = resolve_source(cfg.path)
+        df = read_interactions(src, cfg.format, cfg.columns)
+        source = str(src)
+    data = build_sequences(df, cfg, source)
+    data.meta["cache_key"] = key
+    if cfg.cache:
+        try:
+            data.save(entry)
+        except OSError as e:  # the cache is an optimisation: say so, keep going
+            data.meta["cache_error"] = f"{e.__class__.__name__}: {e}"
+    data.meta["cache"] = {"key": key, "path": str(entry), "hit": False}
+    return data
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a lost memo only costs a re-hash next time

@@ -1,0 +1,29 @@
+"""User-facing errors.
+
+Anything the user can fix (a bad file, a bad config value, a missing device) raises a subclass of
+`UserError` with a one-line message that names the file, field or line. The CLI prints that line
+and exits non-zero; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """An error caused by the user's input; its message is shown as one line."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:  # keep the message on one line whatever the caller passed
+        return " ".join(super().__str__().split())
+
+
+class ConfigError(UserError):
+    """A configuration file or override is invalid."""
+
+
+class DataError(UserError):
+    """A data file is missing, malformed, or empty after preprocessing."""
+
+
+class DownloadError(UserError):
+    """A dataset could not be downloaded or verified."""
