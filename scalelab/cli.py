@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import Abort, Exit, TyperException
 
 from scalelab import __version__
 from scalelab.config import RunConfig, dump_config, load_config
@@ -39,10 +39,13 @@ app.add_typer(config_app, name="config")
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config field: --set model.depth=8 (repeatable; value is YAML)."),
+    typer.Option(
+        "--set", "-s", help="Override a config field: --set model.depth=8 (repeatable; value is YAML)."
+    ),
 ]
 ConfigArg = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML run config to start from (default: built-in defaults).")
+    Path | None,
+    typer.Option("--config", "-c", help="YAML run config to start from (default: built-in defaults)."),
 ]
 
 
@@ -55,7 +58,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = False,
 ) -> None:
     """Scaling-law lab for generative recommendation models."""
@@ -66,7 +70,9 @@ def _root(
 
 @config_app.command("show")
 def config_show(
-    config: Annotated[Path | None, typer.Argument(help="YAML run config (default: built-in defaults).")] = None,
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML run config (default: built-in defaults).")
+    ] = None,
     set_: SetOption = None,
 ) -> None:
     """Print the fully resolved run config (defaults + file + overrides) as YAML.
@@ -104,11 +110,15 @@ def data_list() -> None:
 
 @data_app.command("download")
 def data_download(
-    name: Annotated[str, typer.Argument(help="Dataset name, e.g. ml-1m, ml-20m, amazon-beauty (see `data list`).")],
+    name: Annotated[
+        str, typer.Argument(help="Dataset name, e.g. ml-1m, ml-20m, amazon-beauty (see `data list`).")
+    ],
     from_file: Annotated[
         Path | None, typer.Option("--from", help="Install from a local copy of the official file (offline).")
     ] = None,
-    root: Annotated[Path | None, typer.Option(help="Data root (default $SCALELAB_DATA or ~/.cache/scalelab/data).")] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Data root (default $SCALELAB_DATA or ~/.cache/scalelab/data).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Download again even if installed.")] = False,
 ) -> None:
     """Download a public dataset from its official URL, verify its checksum, and unpack it.
@@ -120,11 +130,20 @@ def data_download(
     from scalelab.data import download
 
     d = download.get_dataset(name)
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=err, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task(f"{name}", total=None)
         path = download.download(
-            name, root, local_file=from_file, force=force,
+            name,
+            root,
+            local_file=from_file,
+            force=force,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     out.print(f"{d.name}: {path}")
@@ -218,22 +237,34 @@ def _load_data(cfg: RunConfig) -> Any:
 def _print_stats(s: dict[str, Any], source: str) -> None:
     t = Table(title=str(source), show_header=False, title_justify="left")
     t.add_column(style="bold")
-    t.add_column(justify="right")
+    t.add_column()
     t.add_row("users", f"{s['users']:,}")
     t.add_row("items", f"{s['items']:,}")
     t.add_row("interactions", f"{s['interactions']:,}")
     t.add_row("density", f"{s['density']:.5f}")
     q = s["seq_len"]
-    t.add_row("sequence length", f"min {q['min']}  p25 {q['p25']:g}  median {q['median']:g}  mean {q['mean']:.1f}  "
-              f"p95 {q['p95']:g}  max {q['max']}")
-    t.add_row("time span", f"{s['time']['first_utc']} .. {s['time']['last_utc']} ({s['time']['span_days']:.0f} days)")
+    t.add_row(
+        "sequence length",
+        f"min {q['min']}  p25 {q['p25']:g}  median {q['median']:g}  mean {q['mean']:.1f}  "
+        f"p95 {q['p95']:g}  max {q['max']}",
+    )
+    t.add_row(
+        "time span",
+        f"{s['time']['first_utc']} .. {s['time']['last_utc']} ({s['time']['span_days']:.0f} days)",
+    )
     tk = s["tokens"]
-    t.add_row("training tokens", f"{tk['train_interactions']:,} interactions, {tk['train_targets']:,} targets "
-              f"({tk['split']}, max_seq_len {tk['max_seq_len']})")
+    t.add_row(
+        "training tokens",
+        f"{tk['train_interactions']:,} interactions, {tk['train_targets']:,} targets "
+        f"({tk['split']}, max_seq_len {tk['max_seq_len']})",
+    )
     for a in s["apen"]:
         scope = f"last {a['last']}" if a["last"] else "full sequences"
-        t.add_row(f"ApEn m={a['m']}", f"per-user mean {a['per_user_mean']:.4f} ({a['users']:,} users)  "
-                  f"pooled {a['pooled']:.4f}  [{scope}]")
+        t.add_row(
+            f"ApEn m={a['m']}",
+            f"per-user mean {a['per_user_mean']:.4f} ({a['users']:,} users)  "
+            f"pooled {a['pooled']:.4f}  [{scope}]",
+        )
     out.print(t)
     if s.get("steps"):
         st = Table("step", "interactions", "users", "items", title="preprocessing", title_justify="left")
@@ -252,12 +283,14 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         err.print(f"[red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except Exit as e:
         sys.exit(e.exit_code)
+    except TyperException as e:  # usage errors: typer prints them (help for an empty command)
+        e.show()
+        sys.exit(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
@@ -266,7 +299,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err.print(
             f"[red]internal error:[/] {e.__class__.__name__}: {e} (set SCALELAB_DEBUG=1 for the traceback)",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -78,7 +78,7 @@ def test_overrides_apply_on_top_of_file_with_yaml_types(tmp_path: Path) -> None:
 
 
 def test_override_errors() -> None:
-    with pytest.raises(ConfigError, match="expected KEY.PATH=VALUE"):
+    with pytest.raises(ConfigError, match=r"expected KEY\.PATH=VALUE"):
         parse_override("model.depth")
     with pytest.raises(ConfigError, match="is a value, not a section"):
         apply_overrides({"name": "x"}, ["name.sub=1"])

@@ -26,7 +26,9 @@ def write(path: Path, text: str, gz: bool = False) -> Path:
 
 
 def test_ml_1m_ratings_dat(tmp_path: Path) -> None:
-    p = write(tmp_path / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n2::1357::5::978298709\n")
+    p = write(
+        tmp_path / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n2::1357::5::978298709\n"
+    )
     assert detect_format(p) == "ml-1m"
     df = read_interactions(p)
     assert df["user"].tolist() == [1, 1, 2]
@@ -37,7 +39,9 @@ def test_ml_1m_ratings_dat(tmp_path: Path) -> None:
 
 
 def test_ml_20m_ratings_csv(tmp_path: Path) -> None:
-    p = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,29,3.5,1112484676\n")
+    p = write(
+        tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,29,3.5,1112484676\n"
+    )
     assert detect_format(p) == "ml-20m"
     df = read_interactions(p)
     assert df["item"].tolist() == [2, 29] and df["rating"].tolist() == [3.5, 3.5]
@@ -45,7 +49,10 @@ def test_ml_20m_ratings_csv(tmp_path: Path) -> None:
 
 
 def test_amazon_ratings_csv_without_header(tmp_path: Path) -> None:
-    p = write(tmp_path / "ratings_Beauty.csv", "A39HTATAQ9V7YF,0205616461,5.0,1369699200\nA3JM6GV9MNOF9X,0558925278,3.0,1355443200\n")
+    p = write(
+        tmp_path / "ratings_Beauty.csv",
+        "A39HTATAQ9V7YF,0205616461,5.0,1369699200\nA3JM6GV9MNOF9X,0558925278,3.0,1355443200\n",
+    )
     assert detect_format(p) == "amazon-csv"
     df = read_interactions(p)
     # string ids with leading zeros must stay strings
@@ -76,7 +83,9 @@ def test_sasrec_text_uses_row_order_as_time(tmp_path: Path) -> None:
 
 
 def test_generic_tables_with_column_mapping(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"uid": ["a", "b"], "iid": [10, 11], "ts": [5, 6], "stars": [1.0, 4.0], "act": ["buy", "click"]})
+    frame = pd.DataFrame(
+        {"uid": ["a", "b"], "iid": [10, 11], "ts": [5, 6], "stars": [1.0, 4.0], "act": ["buy", "click"]}
+    )
     cols = ColumnMap(user="uid", item="iid", timestamp="ts", rating="stars", behaviour="act")
     for name in ("t.csv", "t.tsv.gz", "t.parquet"):
         p = tmp_path / name
@@ -163,7 +172,7 @@ def test_blank_lines_are_skipped_and_lines_still_exact(tmp_path: Path) -> None:
 
 
 def test_undetectable_format(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="set data.format"):
+    with pytest.raises(DataError, match=r"set data\.format"):
         read_interactions(write(tmp_path / "data.bin", "x y z\n"))
 
 

@@ -43,12 +43,30 @@ _SNAP = "https://snap.stanford.edu/data/amazon/productGraph/categoryFiles"
 DATASETS: dict[str, PublicDataset] = {
     d.name: d
     for d in [
-        PublicDataset("ml-100k", f"{_GROUPLENS}/ml-100k.zip", "ml-100k/u.data", "ml-100k",
-                      "0e33842e24a9c977be4e0107933c0723", "MovieLens 100K: 943 users, 1,682 movies"),
-        PublicDataset("ml-1m", f"{_GROUPLENS}/ml-1m.zip", "ml-1m/ratings.dat", "ml-1m",
-                      "c4d9eecfca2ab87c1945afe126590906", "MovieLens 1M: 6,040 users, 3,706 movies"),
-        PublicDataset("ml-20m", f"{_GROUPLENS}/ml-20m.zip", "ml-20m/ratings.csv", "ml-20m",
-                      "cd245b17a1ae2cc31bb14903e1204af3", "MovieLens 20M: 138,493 users, 26,744 movies"),
+        PublicDataset(
+            "ml-100k",
+            f"{_GROUPLENS}/ml-100k.zip",
+            "ml-100k/u.data",
+            "ml-100k",
+            "0e33842e24a9c977be4e0107933c0723",
+            "MovieLens 100K: 943 users, 1,682 movies",
+        ),
+        PublicDataset(
+            "ml-1m",
+            f"{_GROUPLENS}/ml-1m.zip",
+            "ml-1m/ratings.dat",
+            "ml-1m",
+            "c4d9eecfca2ab87c1945afe126590906",
+            "MovieLens 1M: 6,040 users, 3,706 movies",
+        ),
+        PublicDataset(
+            "ml-20m",
+            f"{_GROUPLENS}/ml-20m.zip",
+            "ml-20m/ratings.csv",
+            "ml-20m",
+            "cd245b17a1ae2cc31bb14903e1204af3",
+            "MovieLens 20M: 138,493 users, 26,744 movies",
+        ),
     ]
 }
 
@@ -81,12 +99,20 @@ AMAZON_2014_CATEGORIES = {
 }
 for _short, _cat in AMAZON_2014_CATEGORIES.items():
     DATASETS[f"amazon-{_short}"] = PublicDataset(
-        f"amazon-{_short}", f"{_SNAP}/ratings_{_cat}.csv", f"ratings_{_cat}.csv", "amazon-csv",
-        None, f"Amazon 2014 {_cat}: ratings only (user,item,rating,time)",
+        f"amazon-{_short}",
+        f"{_SNAP}/ratings_{_cat}.csv",
+        f"ratings_{_cat}.csv",
+        "amazon-csv",
+        None,
+        f"Amazon 2014 {_cat}: ratings only (user,item,rating,time)",
     )
     DATASETS[f"amazon-{_short}-5core"] = PublicDataset(
-        f"amazon-{_short}-5core", f"{_SNAP}/reviews_{_cat}_5.json.gz", f"reviews_{_cat}_5.json.gz",
-        "amazon-json", None, f"Amazon 2014 {_cat}: 5-core reviews (JSON lines)",
+        f"amazon-{_short}-5core",
+        f"{_SNAP}/reviews_{_cat}_5.json.gz",
+        f"reviews_{_cat}_5.json.gz",
+        "amazon-json",
+        None,
+        f"Amazon 2014 {_cat}: 5-core reviews (JSON lines)",
     )
 
 

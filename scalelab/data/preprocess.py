@@ -93,7 +93,11 @@ def build_sequences(df: Interactions, cfg: DataConfig, source: str) -> SequenceD
     _check_not_empty(cols, source, steps)
 
     if cfg.fraction < 1.0:
-        keep(np.isin(cols["user"], nested_user_subset(np.unique(cols["user"]), cfg.fraction, cfg.subsample_seed)))
+        keep(
+            np.isin(
+                cols["user"], nested_user_subset(np.unique(cols["user"]), cfg.fraction, cfg.subsample_seed)
+            )
+        )
         record(f"user fraction {cfg.fraction:g} (seed {cfg.subsample_seed})")
 
     if cfg.history_fraction < 1.0:
@@ -148,5 +152,6 @@ def _check_not_empty(cols: dict[str, np.ndarray], source: str, steps: list[dict[
         before = steps[0]["interactions"]
         raise DataError(
             f"{source}: dataset is empty after '{steps[-1]['step']}' (it removed all of the "
-            f"{before:,} interactions read); lower data.min_user_count / data.min_item_count / data.min_seq_len"
+            f"{before:,} interactions read); lower data.min_user_count / data.min_item_count / "
+            "data.min_seq_len"
         )

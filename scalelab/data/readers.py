@@ -89,7 +89,9 @@ def _is_number(s: str) -> bool:
 # --------------------------------------------------------------------------------------- reading
 
 
-def read_interactions(path: str | Path, fmt: DataFormat = "auto", columns: ColumnMap | None = None) -> Interactions:
+def read_interactions(
+    path: str | Path, fmt: DataFormat = "auto", columns: ColumnMap | None = None
+) -> Interactions:
     """Read an interaction file of any supported format into the common table."""
     p = Path(path).expanduser()
     if not p.exists():
@@ -181,18 +183,22 @@ def _assemble(
     domain: str | None = None,
 ) -> Interactions:
     """Convert string columns to the common table, naming the first bad line on failure."""
-    missing = [c for c in (user, item, timestamp, rating, behaviour, domain) if c is not None and c not in raw]
+    missing = [
+        c for c in (user, item, timestamp, rating, behaviour, domain) if c is not None and c not in raw
+    ]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {', '.join(map(repr, missing))}; found {', '.join(map(str, raw.columns))} "
-            "(set data.columns)"
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; "
+            f"found {', '.join(map(str, raw.columns))} (set data.columns)"
         )
     line = np.arange(len(raw), dtype=np.int64) + 1 + header_lines
     if not all(pd.api.types.is_numeric_dtype(raw[c]) for c in raw.columns):
         blank = (raw.astype(str) == "").all(axis=1).to_numpy()
         if blank.any():  # blank lines are skipped, not errors
             raw, line = raw.loc[~blank], line[~blank]
-    out = pd.DataFrame({"user": _ids(path, raw[user], line, "user"), "item": _ids(path, raw[item], line, "item")})
+    out = pd.DataFrame(
+        {"user": _ids(path, raw[user], line, "user"), "item": _ids(path, raw[item], line, "item")}
+    )
     if timestamp is not None:
         out["timestamp"] = _integers(path, raw[timestamp], line, "timestamp")
     else:
@@ -351,9 +357,13 @@ def _generic(sep: str) -> Callable[[Path, ColumnMap], Interactions]:
         raw, hdr = _read_delimited(
             path, sep, ncols, header=True, what="the header's columns", text_cols=[cols.user, cols.item]
         )
-        return _assemble(path, raw, hdr, cols.user, cols.item, cols.timestamp, cols.rating, cols.behaviour, cols.domain)
+        return _assemble(
+            path, raw, hdr, cols.user, cols.item, cols.timestamp, cols.rating, cols.behaviour, cols.domain
+        )
 
-    read.__doc__ = f"Generic {_DELIMITER_NAMES[sep]}-separated table with a header; columns from data.columns."
+    read.__doc__ = (
+        f"Generic {_DELIMITER_NAMES[sep]}-separated table with a header; columns from data.columns."
+    )
     return read
 
 
@@ -363,7 +373,9 @@ def read_parquet(path: Path, cols: ColumnMap) -> Interactions:
         raw = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several unrelated types for a bad file
         raise DataError(f"{path}: not a readable Parquet file ({e.__class__.__name__})") from None
-    return _assemble(path, raw, 0, cols.user, cols.item, cols.timestamp, cols.rating, cols.behaviour, cols.domain)
+    return _assemble(
+        path, raw, 0, cols.user, cols.item, cols.timestamp, cols.rating, cols.behaviour, cols.domain
+    )
 
 
 def _wrong_delimiter(path: Path, head: str, sep: str, what: str) -> DataError:

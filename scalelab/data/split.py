@@ -45,7 +45,9 @@ class Split:
         return int(np.maximum(n - 1, 0).sum())
 
 
-def make_split(data: SequenceData, kind: Literal["leave_one_out", "leave_two_out"], max_seq_len: int) -> Split:
+def make_split(
+    data: SequenceData, kind: Literal["leave_one_out", "leave_two_out"], max_seq_len: int
+) -> Split:
     """Leave-last-out split; every user must have at least 2 (3 for leave-two-out) events."""
     end = data.ptr[1:]
     test_pos = end - 1

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from scalelab.data.entropy import apen_summary
-from scalelab.data.split import make_split
 from scalelab.data.sequences import SequenceData
+from scalelab.data.split import make_split
 
 
 def describe(
@@ -55,7 +55,13 @@ def describe(
     for m in apen_m:
         s = apen_summary(data.ptr, data.items, m, apen_last)
         stats["apen"].append(
-            {"m": m, "last": apen_last, "per_user_mean": s.per_user_mean, "users": s.users_used, "pooled": s.pooled}
+            {
+                "m": m,
+                "last": apen_last,
+                "per_user_mean": s.per_user_mean,
+                "users": s.users_used,
+                "pooled": s.pooled,
+            }
         )
     return stats
 

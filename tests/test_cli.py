@@ -1,0 +1,103 @@
+"""The command line as a user runs it: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import shared_file
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scalelab", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_version_and_help() -> None:
+    p = run("--version")
+    assert p.returncode == 0 and p.stdout.startswith("scalelab ")
+    p = run("--help")
+    assert p.returncode == 0 and "data" in p.stdout and "config" in p.stdout
+    p = run("data", "describe", "--help")
+    assert p.returncode == 0 and "ApEn" in p.stdout
+
+
+@pytest.mark.parametrize(
+    ("rel", "expect"),
+    [("ml-1m/interactions.tsv.gz", (6040, 3416, 999_611)), ("ml-100k/u.data", (943, 1682, 100_000))],
+)
+def test_describe_real_datasets(rel: str, expect: tuple[int, int, int]) -> None:
+    p = run("data", "describe", str(shared_file(rel)), "--json", "--m", "1", "--m", "2")
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert (s["users"], s["items"], s["interactions"]) == expect
+    assert [a["m"] for a in s["apen"]] == [1, 2]
+    assert s["tokens"]["train_targets"] > 0
+
+
+def test_describe_table_output() -> None:
+    p = run("data", "describe", str(shared_file("ml-100k/u.data")))
+    assert p.returncode == 0 and "943" in p.stdout and "1,682" in p.stdout and "100,000" in p.stdout
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    assert_one_line_error(
+        run("data", "describe", str(tmp_path / "missing.tsv")), "missing.tsv", "no such file"
+    )
+
+    wrong = tmp_path / "u.data"
+    wrong.write_text("1,2,5,881250949\n")
+    assert_one_line_error(run("data", "describe", str(wrong)), "u.data:1", "comma-separated")
+
+    ts = tmp_path / "t.tsv"
+    ts.write_text("user_id\titem_id\ttimestamp\n1\t2\t3\n1\t3\t4\n1\t4\tlater\n")
+    assert_one_line_error(run("data", "describe", str(ts)), "t.tsv:4", "timestamp is not a number")
+
+    assert_one_line_error(
+        run("data", "describe", str(shared_file("ml-100k/u.data")), "--set", "data.min_item_count=100000"),
+        "empty after",
+    )
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  family: hstu\n  layers: 4\n")
+    assert_one_line_error(run("config", "check", str(cfg)), f"{cfg}: model.layers: unknown key")
+    assert_one_line_error(run("data", "describe", "synthetic", "--config", str(cfg)), "model.layers")
+
+
+def test_usage_error_exits_non_zero_without_traceback() -> None:
+    p = run("data", "describe")
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "Missing argument" in p.stderr
+
+
+def test_config_show_applies_overrides() -> None:
+    p = run("config", "show", "--set", "model.depth=8", "--set", "eval.ks=[1,5]")
+    assert p.returncode == 0
+    assert "depth: 8" in p.stdout and "- 5" in p.stdout
+
+
+def test_synth_then_describe_round_trip(tmp_path: Path) -> None:
+    out = tmp_path / "syn.tsv.gz"
+    p = run("data", "synth", str(out), "--set", "data.synthetic.num_users=100")
+    assert p.returncode == 0, p.stderr
+    s = json.loads(run("data", "describe", str(out), "--json").stdout)
+    assert s["users"] == 100
+
+
+def test_prepare_reports_cache() -> None:
+    p = run("data", "prepare", "--set", "data.synthetic.num_users=100")
+    assert p.returncode == 0 and "built" in p.stdout
+    p = run("data", "prepare", "--set", "data.synthetic.num_users=100")
+    assert p.returncode == 0 and "cached" in p.stdout
