@@ -151,11 +151,21 @@ class ModelConfig(StrictModel):
     fuxi_channels: list[Literal["semantic", "positional", "temporal"]] | None = Field(
         None, description="FuXi-alpha attention channels; null = all three."
     )
+    max_seq_len: int | None = Field(
+        None,
+        ge=2,
+        le=1_000_000,
+        description="Padded length N the model handles (position tables, HSTU's attention divisor); "
+        "null = data.max_seq_len + 1 (history plus the next item).",
+    )
 
     @model_validator(mode="after")
-    def _check_heads(self) -> ModelConfig:
+    def _check_family(self) -> ModelConfig:
+        from scalelab.models.registry import check_model_config  # torch-free
+
         if self.head_dim is None and self.width % self.heads != 0:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}; set head_dim")
+        check_model_config(self)
         return self
 
 
@@ -240,6 +250,19 @@ class RunConfig(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output_dir: str | None = Field(None, description="Checkpoints and summary; null = results/runs/<name>.")
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> RunConfig:
+        n = self.model.max_seq_len
+        if n is not None and n < self.data.max_seq_len + 1:
+            raise ValueError(
+                f"model.max_seq_len ({n}) must be >= data.max_seq_len + 1 ({self.data.max_seq_len + 1})"
+            )
+        return self
+
+    def padded_len(self) -> int:
+        """The padded sequence length N the model is built for."""
+        return self.model.max_seq_len or self.data.max_seq_len + 1
 
 
 # ------------------------------------------------------------------------------------------ loading

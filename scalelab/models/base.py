@@ -1,0 +1,109 @@
+"""The model interface shared by every architecture: input layer, encoder, scorer.
+
+A `RetrievalModel` maps a batch of right-padded item-id sequences (+ timestamps) to one user
+representation per position. The item table is shared between input and output; scores are
+cosine similarities divided by a temperature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalelab.models.blocks import next_timestamps
+from scalelab.models.registry import ModelSpec
+
+
+@dataclass
+class Context:
+    """What blocks may need besides the hidden states."""
+
+    valid: torch.Tensor  # (B, n) bool, real items
+    timestamps: torch.Tensor | None  # (B, n) int64 seconds
+    next_t: torch.Tensor | None  # (B, n) int64, t_{i+1} (see blocks.next_timestamps)
+
+
+class Encoder(nn.Module):
+    """A stack of blocks: (B, n, D) -> (B, n, D)."""
+
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class RetrievalModel(nn.Module):
+    """Item embedding + (absolute positions) -> encoder -> per-position user representation."""
+
+    def __init__(self, spec: ModelSpec, num_items: int, encoder: Encoder) -> None:
+        super().__init__()
+        self.spec = spec
+        self.num_items = num_items
+        d = spec.width
+        self.item_emb = nn.Embedding(num_items + 1, d, padding_idx=0)
+        nn.init.trunc_normal_(self.item_emb.weight, std=0.02, a=-0.04, b=0.04)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+        self.pos_emb: nn.Embedding | None = None
+        if spec.absolute_positions:
+            self.pos_emb = nn.Embedding(spec.max_len, d)
+            std = math.sqrt(1.0 / d)
+            nn.init.trunc_normal_(self.pos_emb.weight, std=std, a=-2 * std, b=2 * std)
+        self.input_dropout = nn.Dropout(spec.dropout)
+        self.encoder = encoder
+
+    def forward(
+        self,
+        items: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+        query_time: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden state at every position, (B, n, D); zero at padded positions.
+
+        items: (B, n) int64, right-padded with 0. timestamps: (B, n) int64 seconds (needed by the
+        time bias). query_time: (B,) time of the event to predict after each user's last item.
+        extra: (B, n, D) optional side-feature embeddings added to the input.
+        """
+        b, n = items.shape
+        if n > self.spec.max_len:
+            raise ValueError(f"sequence length {n} exceeds the model's max_seq_len {self.spec.max_len}")
+        valid = items != 0
+        x = self.item_emb(items) * math.sqrt(self.spec.width)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb.weight[:n][None]
+        if extra is not None:
+            x = x + extra
+        x = self.input_dropout(x) * valid[..., None]
+        next_t = next_timestamps(timestamps, valid, query_time) if timestamps is not None else None
+        h = self.encoder(x, Context(valid, timestamps, next_t))
+        return h * valid[..., None]
+
+    # ------------------------------------------------------------------------------- scoring
+
+    @staticmethod
+    def normalize(x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1, eps=1e-6)
+
+    def item_embeddings(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalised output embeddings of `ids` (default: every real item 1..num_items)."""
+        w = self.item_emb.weight[1:] if ids is None else self.item_emb(ids)
+        return self.normalize(w)
+
+    def last_state(
+        self,
+        items: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+        query_time: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """L2-normalised representation at each sequence's last real item, (B, D)."""
+        h = self(items, timestamps, query_time)
+        last = ((items != 0).sum(1) - 1).clamp(min=0)
+        return self.normalize(h[torch.arange(items.shape[0], device=items.device), last])
+
+    @staticmethod
+    def score(users: torch.Tensor, items: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Cosine logits / temperature between normalised users (..., D) and items (M, D)."""
+        return users @ items.T / temperature

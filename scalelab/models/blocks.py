@@ -1,0 +1,189 @@
+"""Building blocks shared by the architectures.
+
+Conventions: sequences are right-padded, shape (B, N) with item 0 = padding; `valid` is the
+(B, N) bool mask of real items. Attention is causal (query i sees keys j <= i), so with right
+padding no real position ever attends to a padded one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TIME_BUCKET_DIVISOR = 0.301
+NUM_TIME_BUCKETS = 128  # buckets 0..128 -> 129 weights
+
+
+def causal_mask(n: int, device: torch.device) -> torch.Tensor:
+    """(n, n) bool, True where key j <= query i."""
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+def layer_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """LayerNorm without affine parameters (HSTU)."""
+    return F.layer_norm(x, (x.shape[-1],), eps=eps)
+
+
+def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """RMSNorm without affine parameters (FuXi-alpha)."""
+    return F.rms_norm(x, (x.shape[-1],), eps=eps)
+
+
+def time_buckets(dt: torch.Tensor) -> torch.Tensor:
+    """floor(ln(max(|dt|, 1)) / 0.301), clamped to [0, 128]; dt in seconds."""
+    x = dt.abs().clamp(min=1).to(torch.float64)
+    return torch.floor(torch.log(x) / TIME_BUCKET_DIVISOR).clamp(0, NUM_TIME_BUCKETS).long()
+
+
+def next_timestamps(
+    timestamps: torch.Tensor, valid: torch.Tensor, query_time: torch.Tensor | None
+) -> torch.Tensor:
+    """t_{i+1} for each position i: the next item's time; at a user's last item, the query time
+    (the time of the event being predicted) if given, else t_i itself."""
+    nxt = torch.cat([timestamps[:, 1:], timestamps[:, -1:]], dim=1)
+    lengths = valid.sum(1)
+    last = (lengths - 1).clamp(min=0)
+    rows = torch.arange(timestamps.shape[0], device=timestamps.device)
+    fill = timestamps[rows, last] if query_time is None else query_time.to(timestamps.dtype)
+    return nxt.index_put((rows, last), fill)
+
+
+class RelativeBias(nn.Module):
+    """HSTU's relative attention bias: rab[i, j] = w_pos[(N-1) + j - i] + w_time[bucket(t_{i+1} - t_j)].
+
+    N is the padded length the model was built for (`max_len`); shorter batches index the same
+    table, so the bias of a pair depends only on j - i and the time gap, never on the batch's padding.
+    """
+
+    def __init__(self, max_len: int, position: bool = True, time: bool = True) -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.pos_w = nn.Parameter(torch.empty(2 * max_len - 1).normal_(0, 0.02)) if position else None
+        self.time_w = nn.Parameter(torch.empty(NUM_TIME_BUCKETS + 1).normal_(0, 0.02)) if time else None
+
+    def position_bias(self, n: int) -> torch.Tensor:
+        """(n, n) Toeplitz matrix w_pos[(N-1) + j - i]."""
+        assert self.pos_w is not None
+        idx = torch.arange(n, device=self.pos_w.device)
+        return self.pos_w[(self.max_len - 1) + idx[None, :] - idx[:, None]]
+
+    def time_bias(self, next_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(B, n, n) w_time[bucket(t_{i+1} - t_j)]."""
+        assert self.time_w is not None
+        return self.time_w[time_buckets(next_t[:, :, None] - t[:, None, :])]
+
+    def forward(self, next_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(B or 1, n, n) total bias."""
+        n = t.shape[1]
+        if n > self.max_len:
+            raise ValueError(f"sequence length {n} exceeds the model's max_seq_len {self.max_len}")
+        bias = torch.zeros(1, n, n, device=t.device)
+        if self.pos_w is not None:
+            bias = bias + self.position_bias(n)[None]
+        if self.time_w is not None:
+            bias = bias + self.time_bias(next_t, t)
+        return bias
+
+
+def pointwise_silu_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, divisor: float
+) -> torch.Tensor:
+    """HSTU attention: A = SiLU(q k^T + bias) / divisor, causally masked (diagonal kept); A v.
+
+    q, k: (B, H, n, d_qk); v: (B, H, n, d_v); bias: (B or 1, n, n) shared by heads. No softmax and
+    no 1/sqrt(d) scale. Returns (B, H, n, d_v).
+    """
+    s = q @ k.transpose(-1, -2)  # (B, H, n, n)
+    if bias is not None:
+        s = s + bias[:, None]
+    a = F.silu(s).masked_fill(~causal_mask(q.shape[-2], q.device), 0.0) / divisor
+    return a @ v
+
+
+def softmax_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None, dropout: float = 0.0
+) -> torch.Tensor:
+    """Causal softmax(q k^T / sqrt(d) + bias / sqrt(d)) v through scaled_dot_product_attention.
+
+    The bias is added to the logits before the 1/sqrt(d) scale (HSTU's softmax ablation and
+    SASRec+), which SDPA's additive mask expresses as bias / sqrt(d). q, k, v: (B, H, n, d).
+    """
+    if bias is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+    n = q.shape[-2]
+    mask = (bias / math.sqrt(q.shape[-1])).masked_fill(~causal_mask(n, q.device), float("-inf"))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None].to(q.dtype), dropout_p=dropout)
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, n, H*d) -> (B, H, n, d)."""
+    b, n, _ = x.shape
+    return x.view(b, n, heads, -1).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, n, d) -> (B, n, H*d)."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Softmax self-attention with separate q/k/v projections D -> H*d and an output projection."""
+
+    def __init__(self, width: int, heads: int, head_dim: int, dropout: float, bias: bool = True) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        inner = heads * head_dim
+        self.q = nn.Linear(width, inner, bias=bias)
+        self.k = nn.Linear(width, inner, bias=bias)
+        self.v = nn.Linear(width, inner, bias=bias)
+        self.o = nn.Linear(inner, width, bias=bias)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key_value: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+        rope: RotaryEmbedding | None = None,
+    ) -> torch.Tensor:
+        kv = query if key_value is None else key_value
+        q, k, v = (split_heads(p(x), self.heads) for p, x in ((self.q, query), (self.k, kv), (self.v, kv)))
+        if rope is not None:
+            q, k = rope(q), rope(k)
+        out = softmax_attention(q, k, v, bias, self.dropout if self.training else 0.0)
+        return self.o(merge_heads(out))
+
+
+class RotaryEmbedding(nn.Module):
+    """RoPE on (B, H, n, d) with the half-split (GPT-NeoX / Llama) layout; d must be even."""
+
+    def __init__(self, head_dim: int, max_len: int, base: float = 10_000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")
+        inv = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv)  # (N, d/2)
+        self.register_buffer("cos", angles.cos().float(), persistent=False)
+        self.register_buffer("sin", angles.sin().float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-2]
+        cos, sin = self.cos[:n].to(x.dtype), self.sin[:n].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class SwiGLU(nn.Module):
+    """W2( SiLU(W1 z) * W3 z ), no biases."""
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(width, hidden, bias=False)
+        self.w3 = nn.Linear(width, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, width, bias=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(z)) * self.w3(z))

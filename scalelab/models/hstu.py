@@ -1,0 +1,79 @@
+"""HSTU (Zhai et al., "Actions Speak Louder than Words", ICML 2024), research-path block.
+
+One block, x (B, n, D):
+  h = LN(x)                                   no affine, eps 1e-6
+  u, v, q, k = SiLU(h W_uvqk)                 one bias-free projection, split in that order
+  A = SiLU(q k^T + rab) / N  (causal)         pointwise, no softmax, N = padded length
+  y = x + W_o(dropout(u * LN(A v)))           no FFN
+Ablations: rab none/position/position_time; attention softmax (softmax((qk^T + rab) / sqrt(d)));
+gate off (y = x + W_o(dropout(LN(A v))), u is not computed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalelab.models.base import Context, Encoder, RetrievalModel
+from scalelab.models.blocks import (
+    RelativeBias,
+    layer_norm,
+    merge_heads,
+    pointwise_silu_attention,
+    softmax_attention,
+    split_heads,
+)
+from scalelab.models.registry import ModelSpec
+
+
+class HSTUBlock(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        inner = spec.heads * spec.head_dim
+        self.splits = ([inner] if spec.gate else []) + [inner, inner, inner]  # [u], v, q, k
+        self.uvqk = nn.Parameter(torch.empty(spec.width, sum(self.splits)).normal_(0, 0.02))
+        self.o = nn.Linear(inner, spec.width)
+        nn.init.xavier_uniform_(self.o.weight)
+        self.rab = (
+            RelativeBias(spec.max_len, position=True, time=spec.rab == "position_time")
+            if spec.rab != "none"
+            else None
+        )
+        self.dropout = nn.Dropout(spec.dropout)
+
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        parts = F.silu(layer_norm(x) @ self.uvqk).split(self.splits, dim=-1)
+        u = parts[0] if self.spec.gate else None
+        v, q, k = (split_heads(p, self.spec.heads) for p in parts[-3:])  # (B, H, n, d)
+        bias = None
+        if self.rab is not None:
+            if self.rab.time_w is not None and ctx.timestamps is None:
+                raise ValueError("HSTU with a time bias needs timestamps")
+            bias = (
+                self.rab(ctx.next_t, ctx.timestamps)
+                if self.rab.time_w is not None
+                else self.rab.position_bias(x.shape[1])[None]
+            )
+        if self.spec.attention == "silu":
+            o = pointwise_silu_attention(q, k, v, bias, divisor=float(self.spec.max_len))
+        else:
+            o = softmax_attention(q, k, v, bias)
+        o = layer_norm(merge_heads(o))
+        return x + self.o(self.dropout(u * o if u is not None else o))
+
+
+class HSTU(Encoder):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(HSTUBlock(spec) for _ in range(spec.depth))
+
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, ctx)
+        return x
+
+
+def build(spec: ModelSpec, num_items: int) -> RetrievalModel:
+    return RetrievalModel(spec, num_items, HSTU(spec))
