@@ -235,9 +235,10 @@ def test_hstu_block_against_a_naive_reference() -> None:
         got = block(x, ctx)[0]
 
         n, d_head, heads = 6, 4, 2
-        ln = lambda z: (
-            (z - z.mean(-1, keepdim=True)) / torch.sqrt(z.var(-1, unbiased=False, keepdim=True) + 1e-6)
-        )  # noqa: E731
+
+        def ln(z):
+            return (z - z.mean(-1, keepdim=True)) / torch.sqrt(z.var(-1, unbiased=False, keepdim=True) + 1e-6)
+
         proj = F.silu(ln(x[0]) @ block.uvqk)
         u, v, q, k = proj.split(8, dim=-1)
         nxt = ctx.next_t[0]

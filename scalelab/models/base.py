@@ -67,7 +67,7 @@ class RetrievalModel(nn.Module):
         time bias). query_time: (B,) time of the event to predict after each user's last item.
         extra: (B, n, D) optional side-feature embeddings added to the input.
         """
-        b, n = items.shape
+        n = items.shape[1]
         if n > self.spec.max_len:
             raise ValueError(f"sequence length {n} exceeds the model's max_seq_len {self.spec.max_len}")
         valid = items != 0

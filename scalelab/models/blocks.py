@@ -75,15 +75,16 @@ class RelativeBias(nn.Module):
         assert self.time_w is not None
         return self.time_w[time_buckets(next_t[:, :, None] - t[:, None, :])]
 
-    def forward(self, next_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """(B or 1, n, n) total bias."""
-        n = t.shape[1]
+    def forward(self, n: int, next_t: torch.Tensor | None, t: torch.Tensor | None) -> torch.Tensor:
+        """(B or 1, n, n) total bias for a batch padded to n."""
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds the model's max_seq_len {self.max_len}")
-        bias = torch.zeros(1, n, n, device=t.device)
+        bias = torch.zeros(1, n, n, device=(self.pos_w if self.pos_w is not None else self.time_w).device)
         if self.pos_w is not None:
             bias = bias + self.position_bias(n)[None]
         if self.time_w is not None:
+            if t is None or next_t is None:
+                raise ValueError("the relative time bias needs timestamps")
             bias = bias + self.time_bias(next_t, t)
         return bias
 

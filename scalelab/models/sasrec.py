@@ -49,17 +49,8 @@ class SASRecBlock(nn.Module):
             else None
         )
 
-    def _bias(self, ctx: Context, n: int) -> torch.Tensor | None:
-        if self.rab is None:
-            return None
-        if self.rab.time_w is None:
-            return self.rab.position_bias(n)[None]
-        if ctx.timestamps is None:
-            raise ValueError("a time bias needs timestamps")
-        return self.rab(ctx.next_t, ctx.timestamps)
-
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        bias = self._bias(ctx, x.shape[1])
+        bias = self.rab(x.shape[1], ctx.next_t, ctx.timestamps) if self.rab is not None else None
         if self.pre_norm:  # x + f(LN(x)), as HSTU and Llama
             x = x + self.attn(self.attn_norm(x), bias=bias)
             x = x + self.ffn(self.ffn_norm(x))
