@@ -34,7 +34,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Datasets: download, inspect, preprocess, generate.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect and validate configuration files.", no_args_is_help=True)
+model_app = typer.Typer(help="Architectures: list them, size them.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
 
 SetOption = Annotated[
@@ -91,6 +93,76 @@ def config_check(
     """Validate a run config; prints `ok` or a one-line error naming the field."""
     load_config(config, set_)
     out.print(f"{config}: ok")
+
+
+# ------------------------------------------------------------------------------------------- model
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """List the registered architectures and their switches."""
+    from scalelab.models.registry import FAMILIES
+
+    table = Table("family", "description", "switches (default)")
+    for name, fam in FAMILIES.items():
+        switches = ", ".join(f"{k}={v}" for k, v in fam.defaults.items())
+        table.add_row(name, fam.description, switches)
+    out.print(table)
+
+
+@model_app.command("size")
+def model_size(
+    config: ConfigArg = None,
+    set_: SetOption = None,
+    num_items: Annotated[int, typer.Option(help="Catalogue size (ML-1M: 3416).")] = 3416,
+    family: Annotated[
+        list[str] | None,
+        typer.Option("--family", "-f", help="Families to size (repeatable; default: the config's)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Exact parameter counts and analytic training FLOPs per token, without building the model.
+
+    Example: scalelab model size --set model.width=64 --set model.depth=8 -f hstu -f llama
+    """
+    from scalelab.models.accounting import size_report
+    from scalelab.models.registry import resolve
+
+    cfg = load_config(config, set_)
+    rows = []
+    for fam in family or [cfg.model.family]:
+        mcfg = load_config(config, [*(set_ or []), f"model.family={fam}"]).model
+        spec = resolve(mcfg, cfg.padded_len())
+        rows.append(
+            {
+                "family": fam,
+                "padded_len": spec.max_len,
+                **size_report(spec, num_items, cfg.train.num_negatives).as_dict(),
+            }
+        )
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(
+        "family",
+        "N",
+        "embedding",
+        "non-embedding",
+        "total",
+        "train FLOPs/token",
+        title=f"width {cfg.model.width}, depth {cfg.model.depth}, heads {cfg.model.heads}, "
+        f"{num_items:,} items, {cfg.train.num_negatives} negatives",
+    )
+    for r in rows:
+        table.add_row(
+            r["family"],
+            str(r["padded_len"]),
+            f"{r['embedding_params']:,}",
+            f"{r['non_embedding_params']:,}",
+            f"{r['total_params']:,}",
+            f"{r['flops_per_token']:,.0f}",
+        )
+    out.print(table)
 
 
 # -------------------------------------------------------------------------------------------- data

@@ -34,7 +34,8 @@ def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 def time_buckets(dt: torch.Tensor) -> torch.Tensor:
     """floor(ln(max(|dt|, 1)) / 0.301), clamped to [0, 128]; dt in seconds."""
-    x = dt.abs().clamp(min=1).to(torch.float64)
+    # float64 keeps the bucket edges exact; MPS has no float64, float32 is within one ulp there
+    x = dt.abs().clamp(min=1).to(torch.float32 if dt.device.type == "mps" else torch.float64)
     return torch.floor(torch.log(x) / TIME_BUCKET_DIVISOR).clamp(0, NUM_TIME_BUCKETS).long()
 
 

@@ -1,0 +1,75 @@
+"""Helpers shared by the benchmarks: real data, timing, and writing records."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+REFERENCE = ROOT / "results" / "reference"
+
+
+def ml1m_path() -> Path:
+    p = SHARED / "ml-1m" / "interactions.tsv.gz"
+    if not p.exists():
+        raise SystemExit(f"benchmark needs {p} (real ML-1M in ../shared/datasets)")
+    return p
+
+
+def padded_batches(
+    ptr: np.ndarray,
+    items: np.ndarray,
+    ts: np.ndarray,
+    ends: np.ndarray,
+    max_len: int,
+    batch: int,
+    seed: int = 0,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Right-padded (items, timestamps) batches of each user's last `max_len` events before `ends`."""
+    users = np.random.default_rng(seed).permutation(len(ends))
+    out = []
+    for lo in range(0, len(users) - batch + 1, batch):
+        sel = users[lo : lo + batch]
+        it = np.zeros((batch, max_len), dtype=np.int64)
+        tt = np.zeros((batch, max_len), dtype=np.int64)
+        for r, u in enumerate(sel):
+            start = max(ptr[u], ends[u] - max_len)
+            n = ends[u] - start
+            it[r, :n] = items[start : ends[u]]
+            tt[r, :n] = ts[start : ends[u]]
+        out.append((torch.from_numpy(it), torch.from_numpy(tt)))
+    return out
+
+
+def median_time(fn: Callable[[], Any], reps: int = 3) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
+
+
+def write_record(name: str, record: dict[str, Any]) -> Path:
+    REFERENCE.mkdir(parents=True, exist_ok=True)
+    path = REFERENCE / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
