@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test test-all demo lint bench clean
+.PHONY: install test test-all demo lint bench reproduce-ml1m clean
 
 install: $(STAMP)
 
@@ -46,6 +46,17 @@ bench: $(STAMP)
 	@if ls bench/bench_*.py >/dev/null 2>&1; then \
 		for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done; \
 	else echo "no benchmarks yet"; fi
+
+# The ML-1M reproduction of Meta's published numbers (hours on CPU). Re-running resumes every run
+# from its last checkpoint; finished runs are skipped. Results in results/reproduction/.
+ML1M ?= ../shared/datasets/ml-1m/interactions.tsv.gz
+REPRO_MODELS ?= hstu sasrec
+reproduce-ml1m: $(STAMP)
+	@for m in $(REPRO_MODELS); do \
+		if [ -f results/reproduction/ml1m-$$m/summary.json ] && grep -q '"status": "finished"' results/reproduction/ml1m-$$m/summary.json; then \
+			echo "ml1m-$$m finished"; continue; fi; \
+		$(BIN)/scalelab train configs/ml1m_$$m.yaml --set data.path=$(ML1M) -o results/reproduction/ml1m-$$m || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -95,6 +95,58 @@ def config_check(
     out.print(f"{config}: ok")
 
 
+# ------------------------------------------------------------------------------------------- train
+
+
+@app.command("train")
+def train(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML run config (default: built-in defaults).")
+    ] = None,
+    set_: SetOption = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", "-o", help="Checkpoints and summary (default results/runs/<name>)."),
+    ] = None,
+    track: Annotated[
+        bool, typer.Option(help="Log to MLflow (tracking.mlflow_uri, default sqlite under results/).")
+    ] = True,
+) -> None:
+    """Train one model; re-running with the same output directory resumes from its checkpoint.
+
+    Examples:
+
+      scalelab train configs/ml1m_hstu.yaml --set data.path=../shared/datasets/ml-1m/interactions.tsv.gz
+
+      scalelab train --set model.family=llama --set model.depth=4 --set train.epochs=5
+    """
+    from scalelab.training.run import run_with_tracking
+
+    cfg = load_config(config, set_)
+    summary = run_with_tracking(cfg, output_dir, track=track, progress=True)
+    _print_summary(summary)
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    final, best = s.get("final", {}), s.get("best_test", {})
+    table = Table(
+        "metric",
+        "final (last epoch)",
+        f"at best epoch ({s.get('best_epoch')})",
+        title=f"{s['name']}: {s['status']} after {s.get('epochs_run')} epochs ({s.get('stop_reason')}), "
+        f"test split, best by {s.get('selection')}",
+        title_justify="left",
+    )
+    for k in final:
+        table.add_row(k, f"{final[k]:.4f}", f"{best.get(k, float('nan')):.4f}")
+    out.print(table)
+    size = s["size"]
+    out.print(
+        f"params: {size['embedding_params']:,} embedding + {size['non_embedding_params']:,} non-embedding; "
+        f"{s.get('mean_epoch_time_s') or 0:.1f} s/epoch on {s['device']}; summary: {s['output_dir']}/summary.json"
+    )
+
+
 # ------------------------------------------------------------------------------------------- model
 
 

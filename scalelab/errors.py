@@ -27,3 +27,15 @@ class DataError(UserError):
 
 class DownloadError(UserError):
     """A dataset could not be downloaded or verified."""
+
+
+class CheckpointMismatch(UserError):
+    """An output directory holds a checkpoint of a different configuration."""
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite; the run is stopped and marked `diverged`."""
+
+    def __init__(self, epoch: int, step: int, loss: float) -> None:
+        super().__init__(f"loss became {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.loss = epoch, step, loss

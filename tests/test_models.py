@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from scalelab.config import ModelConfig
 from scalelab.models import build_model, resolve
 from scalelab.models.accounting import size_report
-from scalelab.models.blocks import RelativeBias, next_timestamps, softmax_attention, time_buckets
+from scalelab.models.blocks import (
+    RelativeBias,
+    next_timestamps,
+    pair_time_buckets,
+    softmax_attention,
+    time_buckets,
+)
 from scalelab.models.registry import FAMILIES
 
 FAMILY_NAMES = list(FAMILIES)
@@ -213,7 +219,7 @@ def test_time_bias_uses_the_next_items_timestamp() -> None:
     rab = RelativeBias(8, position=False, time=True)
     with torch.no_grad():
         rab.time_w.copy_(torch.arange(129, dtype=torch.float32))
-    bias = rab.time_bias(nxt, t)[0]
+    bias = rab.time_bias(pair_time_buckets(nxt, t))[0]
     # rab_time[i, j] = w[bucket(t_{i+1} - t_j)]
     assert bias[0, 0].item() == math.floor(math.log(100) / 0.301)  # t1 - t0 = 100
     assert bias[1, 0].item() == math.floor(math.log(900) / 0.301)  # t2 - t0 = 900
@@ -284,3 +290,16 @@ def test_too_long_sequences_are_refused() -> None:
     items = torch.ones(1, MAX_LEN + 1, dtype=torch.long)
     with pytest.raises(ValueError, match="exceeds the model's max_seq_len"):
         model(items, torch.arange(MAX_LEN + 1)[None])
+
+
+def test_time_buckets_exact_at_every_edge_and_random_gaps() -> None:
+    def ref(g: int) -> int:
+        return min(128, max(0, math.floor(math.log(max(abs(g), 1)) / 0.301)))
+
+    edges = [math.ceil(math.exp(0.301 * k)) for k in range(1, 40)]  # beyond ~2^62 int64 ends
+    gaps = [e + d for e in edges for d in (-1, 0, 1)]
+    gen = torch.Generator().manual_seed(0)
+    gaps += (torch.randint(-(10**12), 10**12, (2000,), generator=gen)).tolist()
+    gaps += [-g for g in gaps[:50]]
+    got = time_buckets(torch.tensor(gaps)).tolist()
+    assert got == [ref(g) for g in gaps]

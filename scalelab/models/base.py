@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.models.blocks import next_timestamps
+from scalelab.models.blocks import next_timestamps, pair_time_buckets
 from scalelab.models.registry import ModelSpec
 
 
@@ -25,6 +25,14 @@ class Context:
     valid: torch.Tensor  # (B, n) bool, real items
     timestamps: torch.Tensor | None  # (B, n) int64 seconds
     next_t: torch.Tensor | None  # (B, n) int64, t_{i+1} (see blocks.next_timestamps)
+    _buckets: torch.Tensor | None = None
+
+    @property
+    def time_buckets(self) -> torch.Tensor | None:
+        """(B, n, n) bucket(t_{i+1} - t_j), computed on first use and shared by every block."""
+        if self._buckets is None and self.timestamps is not None and self.next_t is not None:
+            self._buckets = pair_time_buckets(self.next_t, self.timestamps)
+        return self._buckets
 
 
 class Encoder(nn.Module):

@@ -32,11 +32,24 @@ def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
+def _bucket_edges() -> torch.Tensor:
+    """edge[k - 1] = smallest integer gap whose bucket is >= k, k = 1..128: ceil(exp(0.301 k))."""
+    return torch.tensor([math.ceil(math.exp(TIME_BUCKET_DIVISOR * k)) for k in range(1, NUM_TIME_BUCKETS + 1)])
+
+
+_EDGES: dict[torch.device, torch.Tensor] = {}
+
+
 def time_buckets(dt: torch.Tensor) -> torch.Tensor:
-    """floor(ln(max(|dt|, 1)) / 0.301), clamped to [0, 128]; dt in seconds."""
-    # float64 keeps the bucket edges exact; MPS has no float64, float32 is within one ulp there
-    x = dt.abs().clamp(min=1).to(torch.float32 if dt.device.type == "mps" else torch.float64)
-    return torch.floor(torch.log(x) / TIME_BUCKET_DIVISOR).clamp(0, NUM_TIME_BUCKETS).long()
+    """floor(ln(max(|dt|, 1)) / 0.301), clamped to [0, 128]; dt in seconds (integer).
+
+    Computed exactly on integers by counting the precomputed bucket edges at or below |dt|
+    (searchsorted), which is also much cheaper than a float64 log over a (B, n, n) tensor.
+    """
+    edges = _EDGES.get(dt.device)
+    if edges is None:
+        edges = _EDGES[dt.device] = _bucket_edges().to(dt.device)
+    return torch.searchsorted(edges, dt.abs().contiguous(), right=True)
 
 
 def next_timestamps(
@@ -50,6 +63,11 @@ def next_timestamps(
     rows = torch.arange(timestamps.shape[0], device=timestamps.device)
     fill = timestamps[rows, last] if query_time is None else query_time.to(timestamps.dtype)
     return nxt.index_put((rows, last), fill)
+
+
+def pair_time_buckets(next_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(B, n, n) bucket(t_{i+1} - t_j); computed once per forward and shared by all blocks."""
+    return time_buckets(next_t[:, :, None] - t[:, None, :])
 
 
 class RelativeBias(nn.Module):
@@ -71,22 +89,22 @@ class RelativeBias(nn.Module):
         idx = torch.arange(n, device=self.pos_w.device)
         return self.pos_w[(self.max_len - 1) + idx[None, :] - idx[:, None]]
 
-    def time_bias(self, next_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """(B, n, n) w_time[bucket(t_{i+1} - t_j)]."""
+    def time_bias(self, buckets: torch.Tensor) -> torch.Tensor:
+        """(B, n, n) w_time[bucket(t_{i+1} - t_j)] from `pair_time_buckets`."""
         assert self.time_w is not None
-        return self.time_w[time_buckets(next_t[:, :, None] - t[:, None, :])]
+        return self.time_w[buckets]
 
-    def forward(self, n: int, next_t: torch.Tensor | None, t: torch.Tensor | None) -> torch.Tensor:
-        """(B or 1, n, n) total bias for a batch padded to n."""
+    def forward(self, n: int, buckets: torch.Tensor | None) -> torch.Tensor:
+        """(B or 1, n, n) total bias for a batch padded to n; `buckets` from `pair_time_buckets`."""
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds the model's max_seq_len {self.max_len}")
         bias = torch.zeros(1, n, n, device=(self.pos_w if self.pos_w is not None else self.time_w).device)
         if self.pos_w is not None:
             bias = bias + self.position_bias(n)[None]
         if self.time_w is not None:
-            if t is None or next_t is None:
+            if buckets is None:
                 raise ValueError("the relative time bias needs timestamps")
-            bias = bias + self.time_bias(next_t, t)
+            bias = bias + self.time_bias(buckets)
         return bias
 
 

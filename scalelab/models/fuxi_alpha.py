@@ -54,9 +54,9 @@ class FuXiBlock(nn.Module):
             if name == "positional":
                 a = self.bias.position_bias(n).masked_fill(~causal, 0.0)[None, None]  # (1, 1, n, n)
             elif name == "temporal":
-                if ctx.timestamps is None:
+                if ctx.time_buckets is None:
                     raise ValueError("FuXi-alpha's temporal channel needs timestamps")
-                a = self.bias.time_bias(ctx.next_t, ctx.timestamps).masked_fill(~causal, 0.0)[:, None]
+                a = self.bias.time_bias(ctx.time_buckets).masked_fill(~causal, 0.0)[:, None]
             else:
                 q, k = split_heads(parts[2], self.spec.heads), split_heads(parts[3], self.spec.heads)
                 a = F.silu(q @ k.transpose(-1, -2)).masked_fill(~causal, 0.0) / float(self.spec.max_len)

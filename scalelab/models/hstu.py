@@ -47,7 +47,7 @@ class HSTUBlock(nn.Module):
         parts = F.silu(layer_norm(x) @ self.uvqk).split(self.splits, dim=-1)
         u = parts[0] if self.spec.gate else None
         v, q, k = (split_heads(p, self.spec.heads) for p in parts[-3:])  # (B, H, n, d)
-        bias = self.rab(x.shape[1], ctx.next_t, ctx.timestamps) if self.rab is not None else None
+        bias = self.rab(x.shape[1], ctx.time_buckets) if self.rab is not None else None
         if self.spec.attention == "silu":
             o = pointwise_silu_attention(q, k, v, bias, divisor=float(self.spec.max_len))
         else:

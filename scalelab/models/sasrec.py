@@ -50,7 +50,7 @@ class SASRecBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        bias = self.rab(x.shape[1], ctx.next_t, ctx.timestamps) if self.rab is not None else None
+        bias = self.rab(x.shape[1], ctx.time_buckets) if self.rab is not None else None
         if self.pre_norm:  # x + f(LN(x)), as HSTU and Llama
             x = x + self.attn(self.attn_norm(x), bias=bias)
             x = x + self.ffn(self.ffn_norm(x))

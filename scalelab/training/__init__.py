@@ -1,0 +1,1 @@
+"""Training and full-ranking evaluation of retrieval models."""

@@ -1,0 +1,76 @@
+"""Full-ranking evaluation: every user's last-position representation against the whole catalogue.
+
+Batched as one matmul per batch of users plus a comparison with the target's score (no sort
+needed: the rank is the count of items scoring at least as high). History filtering removes the
+items of the model's input sequence from the ranking (a target inside it is a miss). The sampled
+mode (1 positive + num_candidates - 1 uniformly sampled unseen items) exists to compare with papers
+that use it; its numbers are much higher and are labelled `sampled` in every output.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from scalelab.config import EvalConfig
+from scalelab.models.base import RetrievalModel
+from scalelab.training.batches import EvalSet
+from scalelab.training.device import autocast
+from scalelab.training.metrics import metrics_from_ranks, ranks_from_scores
+
+
+@torch.no_grad()
+def evaluate(
+    model: RetrievalModel,
+    data: EvalSet,
+    cfg: EvalConfig,
+    device: torch.device,
+    precision: str = "fp32",
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean HR@K / NDCG@K / MRR over all users of `data` (keys prefixed `sampled_` in sampled mode)."""
+    was_training = model.training
+    model.eval()
+    table = model.item_embeddings().float()  # (I, D), row i-1 = item i
+    num_items = table.shape[0]
+    gen = torch.Generator(device=device).manual_seed(seed)
+    ranks = []
+    for lo in range(0, len(data), cfg.batch_size):
+        items, ts, qt, targets = (t.to(device) for t in data.batch(lo, lo + cfg.batch_size))
+        with autocast(device, precision):
+            users = model.last_state(items, ts, qt)
+        scores = users.float() @ table.T  # (B, I)
+        exclude = None
+        if cfg.filter_history:
+            seen = torch.zeros(items.shape[0], num_items + 1, dtype=torch.bool, device=device)
+            seen.scatter_(1, items, True)
+            exclude = seen[:, 1:]
+        if cfg.mode == "full":
+            ranks.append(ranks_from_scores(scores, targets - 1, exclude))
+        else:
+            ranks.append(_sampled_ranks(scores, targets - 1, exclude, cfg.num_candidates, gen))
+    model.train(was_training)
+    out = metrics_from_ranks(torch.cat(ranks).cpu(), cfg.ks)
+    return out if cfg.mode == "full" else {f"sampled_{k}": v for k, v in out.items()}
+
+
+def _sampled_ranks(
+    scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None, n: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Rank of the target among itself and n - 1 items drawn uniformly without replacement from the
+    items that are neither the target nor (when filtering) in the history."""
+    b, m = scores.shape
+    rows = torch.arange(b, device=scores.device)
+    key = torch.rand(b, m, generator=gen, device=scores.device)
+    banned = torch.zeros(b, m, dtype=torch.bool, device=scores.device) if exclude is None else exclude.clone()
+    banned[rows, targets] = True
+    key = key.masked_fill(banned, 2.0)  # never drawn while allowed items remain
+    k = min(n - 1, m - 1)
+    picked = key.topk(k, dim=1, largest=False).indices  # (B, k)
+    valid = ~banned.gather(1, picked)
+    cand = scores.gather(1, picked).float()
+    target_score = scores[rows, targets].float()
+    ahead = ((cand >= target_score[:, None]) & valid).sum(1)
+    ranks = (ahead + 1).double()
+    if exclude is not None:
+        ranks = torch.where(exclude[rows, targets], torch.full_like(ranks, float("inf")), ranks)
+    return ranks

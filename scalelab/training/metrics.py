@@ -1,0 +1,42 @@
+"""Ranking metrics from 1-based ranks (rank = inf for a target that cannot be ranked)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def ranks_from_scores(
+    scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """1-based rank of each target among the columns of `scores` (B, M); `targets` are column indices.
+
+    Ties count against the target (rank = 1 + number of other items scoring >= the target), so a
+    constant model ranks last, not first. Columns set in `exclude` (B, M bool) are removed from the
+    ranking; an excluded target gets rank inf (a miss), as in Meta's history filtering.
+    """
+    scores = scores.float()
+    if exclude is not None:
+        scores = scores.masked_fill(exclude, float("-inf"))
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    target_score = scores[rows, targets]
+    ahead = (scores >= target_score[:, None]).sum(1) - 1  # others scoring at least as high
+    ranks = (ahead + 1).double()
+    if exclude is not None:
+        ranks = torch.where(exclude[rows, targets], torch.full_like(ranks, math.inf), ranks)
+    return ranks
+
+
+def metrics_from_ranks(ranks: torch.Tensor, ks: list[int]) -> dict[str, float]:
+    """Mean HR@K, NDCG@K for every K, and MRR, over users."""
+    ranks = ranks.double()
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = ranks <= k
+        out[f"hr@{k}"] = float(hit.double().mean())
+        out[f"ndcg@{k}"] = float(
+            torch.where(hit, 1.0 / torch.log2(ranks + 1), torch.zeros_like(ranks)).mean()
+        )
+    out["mrr"] = float((1.0 / ranks).mean())  # 1/inf = 0 for misses
+    return out

@@ -1,0 +1,386 @@
+"""The training loop: one call of `train_run` is one run (and one sweep trial).
+
+Reproducibility: epoch e draws its user order, negatives and dropout masks from seeds derived from
+(train.seed, e), so a run resumed at an epoch boundary replays exactly what an uninterrupted run
+does. Checkpoints (model, optimiser, scheduler, epoch, history, RNG states) are written atomically
+after every epoch; the best model by the monitored validation metric is kept beside them.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scalelab import __version__
+from scalelab.config import RunConfig, dump_config
+from scalelab.data.entropy import apen_summary
+from scalelab.data.loader import load_dataset
+from scalelab.data.split import make_split
+from scalelab.errors import CheckpointMismatch, TrainingDiverged
+from scalelab.models import build_from_spec, resolve
+from scalelab.models.accounting import size_report
+from scalelab.training import checkpoint as ckpt
+from scalelab.training.batches import eval_set, train_set
+from scalelab.training.device import autocast, peak_memory_bytes, reset_peak_memory, resolve_device
+from scalelab.training.evaluate import evaluate
+from scalelab.training.losses import bce_one_negative, full_softmax, sampled_softmax
+
+WARMUP_STEPS = 3  # steps of the first epoch excluded from throughput
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    loss: float
+    epoch_time_s: float
+    targets: int
+    targets_per_s: float
+    peak_memory_bytes: int
+    lr: float
+    valid: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, float]:
+        out = {
+            "loss": self.loss,
+            "epoch_time_s": self.epoch_time_s,
+            "targets_per_s": self.targets_per_s,
+            "peak_memory_mb": self.peak_memory_bytes / 2**20,
+            "lr": self.lr,
+        }
+        out.update({f"valid_{k}": v for k, v in self.valid.items()})
+        out.update({f"test_{k}": v for k, v in self.test.items()})
+        return out
+
+
+Callback = Callable[[EpochRecord], None]
+
+
+def _seed(base: int, epoch: int, stream: int) -> int:
+    return (base * 1_000_003 + epoch * 97 + stream) % (2**63 - 1)
+
+
+def _lr_lambda(cfg: RunConfig, total_steps: int) -> Callable[[int], float]:
+    warm, sched = cfg.train.warmup_steps, cfg.train.schedule
+
+    def f(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        if sched == "constant" or total_steps <= warm:
+            return 1.0
+        frac = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return 0.5 * (1 + math.cos(math.pi * frac)) if sched == "cosine" else 1.0 - frac
+
+    return f
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    import pandas
+    import scipy
+
+    return {
+        "scalelab": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pandas.__version__,
+        "scipy": scipy.__version__,
+    }
+
+
+def default_output_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.output_dir) if cfg.output_dir else Path("results") / "runs" / cfg.name
+
+
+def train_run(
+    cfg: RunConfig,
+    output_dir: Path | None = None,
+    callbacks: list[Callback] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) the run of `cfg` in `output_dir`; returns the summary (also in summary.json)."""
+    out = (output_dir or default_output_dir(cfg)).resolve()
+    device = resolve_device(cfg.train.device)
+    fp = ckpt.fingerprint(cfg)
+    ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
+    state = ckpt.load(ckpt_path, device) if ckpt_path.exists() else None
+    if state is not None and state["fingerprint"] != fp:
+        raise CheckpointMismatch(
+            f"{ckpt_path}: checkpoint of a different configuration (fingerprint {state['fingerprint']}, this config "
+            f"{fp}); use another output directory or delete it"
+        )
+
+    # ---- data
+    data = load_dataset(cfg.data)
+    split = make_split(data, cfg.data.split, cfg.data.max_seq_len)
+    tset = train_set(split)
+    valid = eval_set(split, "valid") if split.valid_pos is not None else None
+    test = eval_set(split, "test")
+    apen = apen_summary(data.ptr, data.items, m=2, last=50)
+    dataset_stats = {
+        "users": data.num_users,
+        "items": data.num_items,
+        "interactions": data.num_interactions,
+        "train_users": len(tset.lengths),
+        "train_targets_per_epoch": tset.num_targets,
+        "apen_m2_last50_per_user": apen.per_user_mean,
+        "apen_m2_last50_pooled": apen.pooled,
+        "cache_key": data.meta.get("cache_key") or data.meta.get("cache", {}).get("key"),
+    }
+
+    # ---- model and optimiser
+    spec = resolve(cfg.model, cfg.padded_len())
+    torch.manual_seed(cfg.train.seed)
+    model = build_from_spec(spec, data.num_items).to(device)
+    negs = {"sampled_softmax": cfg.train.num_negatives, "bce": 1, "full_softmax": data.num_items}[
+        cfg.train.loss
+    ]
+    size = size_report(spec, data.num_items, negs)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
+    )
+    steps_per_epoch = math.ceil(len(tset.lengths) / cfg.train.batch_size)
+    total_steps = steps_per_epoch * cfg.train.epochs
+    if cfg.train.token_budget:
+        total_steps = min(
+            total_steps, math.ceil(cfg.train.token_budget / max(1, tset.num_targets) * steps_per_epoch)
+        )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
+
+    start_epoch, history, best, targets_seen = 0, [], None, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, history, best = state["epoch"], state["history"], state["best"]
+        targets_seen = state["targets_seen"]
+
+    summary: dict[str, Any] = {
+        "name": cfg.name,
+        "status": "running",
+        "config": dump_config(cfg),
+        "fingerprint": fp,
+        "output_dir": str(out),
+        "device": str(device),
+        "versions": _versions(),
+        "git_commit": _git_commit(),
+        "dataset": dataset_stats,
+        "size": size.as_dict(),
+        "flops_per_epoch": size.flops_per_epoch(tset.num_targets),
+        "resumed_from_epoch": start_epoch if state is not None else None,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    monitor = cfg.eval.monitor
+    patience_left = cfg.train.patience
+    if state is not None and cfg.train.patience is not None and state.get("patience_left") is not None:
+        patience_left = state["patience_left"]
+
+    bar = _Progress(progress, cfg.train.epochs, steps_per_epoch)
+    stop_reason = "epochs"
+    try:
+        for epoch in range(start_epoch, cfg.train.epochs):
+            if cfg.train.token_budget and targets_seen >= cfg.train.token_budget:
+                stop_reason = "token_budget"
+                break
+            record = _train_epoch(
+                cfg, model, opt, sched, tset, device, epoch, bar, first=(epoch == start_epoch)
+            )
+            targets_seen += record.targets
+            if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
+                if valid is not None:
+                    record.valid = evaluate(
+                        model, valid, cfg.eval, device, cfg.train.precision, seed=cfg.train.seed
+                    )
+                record.test = evaluate(
+                    model, test, cfg.eval, device, cfg.train.precision, seed=cfg.train.seed
+                )
+                watched = record.valid if valid is not None else record.test
+                if monitor not in watched:
+                    raise ValueError(
+                        f"eval.monitor {monitor!r} is not a computed metric ({', '.join(watched)})"
+                    )
+                if best is None or watched[monitor] > best["value"]:
+                    best = {
+                        "epoch": record.epoch,
+                        "value": watched[monitor],
+                        "valid": record.valid,
+                        "test": record.test,
+                    }
+                    ckpt.atomic_save({"model": model.state_dict(), "epoch": record.epoch}, best_path)
+                    patience_left = cfg.train.patience
+                elif patience_left is not None:
+                    patience_left -= 1
+            history.append({"epoch": record.epoch, **record.flat()})
+            ckpt.atomic_save(
+                {
+                    "fingerprint": fp,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "best": best,
+                    "targets_seen": targets_seen,
+                    "patience_left": patience_left,
+                    "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+                },
+                ckpt_path,
+            )
+            bar.epoch_done(record)
+            for cb in callbacks or []:
+                cb(record)
+            if patience_left is not None and patience_left <= 0:
+                stop_reason = "early_stopping"
+                break
+    except TrainingDiverged as e:
+        summary.update(status="diverged", failure_reason=str(e), history=history)
+        ckpt.atomic_write_json(summary, out / "summary.json")
+        raise
+    finally:
+        bar.close()
+
+    # ---- final metrics
+    final_test = history[-1].get("test_" + monitor) if history else None
+    summary.update(
+        status="finished",
+        stop_reason=stop_reason,
+        epochs_run=history[-1]["epoch"] if history else 0,
+        targets_seen=targets_seen,
+        history=history,
+        final={k.removeprefix("test_"): v for k, v in history[-1].items() if k.startswith("test_")}
+        if history
+        else {},
+        best_epoch=best["epoch"] if best else None,
+        best_valid=best["valid"] if best else {},
+        best_test=best["test"] if best else {},
+        monitor=monitor,
+        selection="validation" if valid is not None else "test (no validation split: optimistic)",
+        mean_epoch_time_s=float(np.mean([h["epoch_time_s"] for h in history])) if history else None,
+    )
+    summary["final_monitor"] = final_test
+    ckpt.atomic_write_json(summary, out / "summary.json")
+    return summary
+
+
+def _train_epoch(
+    cfg: RunConfig,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    tset: Any,
+    device: torch.device,
+    epoch: int,
+    bar: _Progress,
+    first: bool,
+) -> EpochRecord:
+    model.train()
+    torch.manual_seed(_seed(cfg.train.seed, epoch, 0))  # dropout masks
+    order = torch.randperm(
+        len(tset.lengths), generator=torch.Generator().manual_seed(_seed(cfg.train.seed, epoch, 1))
+    )
+    gen = torch.Generator(device=device).manual_seed(_seed(cfg.train.seed, epoch, 2))  # negatives
+    reset_peak_memory(device)
+    bs = cfg.train.batch_size
+    total_loss, total_targets, timed_targets = 0.0, 0, 0
+    t_start = time.perf_counter()
+    t_timed = t_start
+    steps = math.ceil(len(order) / bs)
+    for step in range(steps):
+        if first and step == WARMUP_STEPS:
+            t_timed, timed_targets = time.perf_counter(), 0
+        items, ts = (t.to(device, non_blocking=True) for t in tset.batch(order[step * bs : (step + 1) * bs]))
+        with autocast(device, cfg.train.precision):
+            h = model(items, ts)  # (B, n, D)
+        targets = items[:, 1:]
+        mask = targets != 0
+        users = h[:, :-1][mask].float()
+        tgt = targets[mask]
+        table = model.item_emb.weight
+        if cfg.train.loss == "sampled_softmax":
+            loss = sampled_softmax(users, tgt, table, cfg.train.num_negatives, cfg.train.temperature, gen)
+        elif cfg.train.loss == "full_softmax":
+            loss = full_softmax(users, tgt, table, cfg.train.temperature)
+        else:
+            loss = bce_one_negative(users, tgt, table, gen)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(epoch + 1, step + 1, value)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        sched.step()
+        n = int(mask.sum())
+        total_loss += value * n
+        total_targets += n
+        timed_targets += n
+        bar.step(epoch + 1, step + 1, value)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    now = time.perf_counter()
+    return EpochRecord(
+        epoch=epoch + 1,
+        loss=total_loss / max(1, total_targets),
+        epoch_time_s=now - t_start,
+        targets=total_targets,
+        targets_per_s=timed_targets / max(1e-9, now - t_timed),
+        peak_memory_bytes=peak_memory_bytes(device),
+        lr=float(sched.get_last_lr()[0]),
+    )
+
+
+class _Progress:
+    """A rich progress bar (epoch, step, last loss and metrics), or nothing."""
+
+    def __init__(self, enabled: bool, epochs: int, steps: int) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.p = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.task = self.p.add_task("train", total=steps, epoch=0, epochs=epochs, loss=float("nan"), last="")
+        self.p.start()
+
+    def step(self, epoch: int, step: int, loss: float) -> None:
+        if self.enabled:
+            self.p.update(self.task, completed=step, epoch=epoch, loss=loss)
+
+    def epoch_done(self, r: EpochRecord) -> None:
+        if self.enabled:
+            m = r.valid or r.test
+            last = " ".join(f"{k} {v:.4f}" for k, v in m.items() if k in ("hr@10", "ndcg@10"))
+            self.p.update(self.task, last=f"[{'valid' if r.valid else 'test'}] {last}" if last else "")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.p.stop()
