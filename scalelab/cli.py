@@ -402,6 +402,10 @@ def _print_stats(s: dict[str, Any], source: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress output
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         rv = app(args=argv, standalone_mode=False)
     except UserError as e:

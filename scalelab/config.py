@@ -222,7 +222,9 @@ class EvalConfig(StrictModel):
         "full", description="full = rank the whole catalogue; sampled = 1 positive + sampled negatives."
     )
     num_candidates: int = Field(100, ge=2, description="Candidates per user in sampled mode.")
-    batch_size: int = Field(1024, ge=1, description="Users per evaluation batch.")
+    batch_size: int = Field(
+        64, ge=1, description="Users per evaluation batch (users of similar length are batched together)."
+    )
     monitor: str = Field("ndcg@10", description="Validation metric for early stopping and best epoch.")
 
     @field_validator("ks")

@@ -303,3 +303,16 @@ def test_time_buckets_exact_at_every_edge_and_random_gaps() -> None:
     gaps += [-g for g in gaps[:50]]
     got = time_buckets(torch.tensor(gaps)).tolist()
     assert got == [ref(g) for g in gaps]
+
+
+@pytest.mark.parametrize(
+    "variant", [{}, {"rab": "none"}, {"rab": "position"}, {"gate": False}, {"attention": "softmax"}]
+)
+def test_last_state_fast_path_equals_full_forward(variant: dict) -> None:
+    model = make("hstu", **variant)
+    items, ts = batch()
+    qt = ts.max(1).values + 500
+    h = model(items, ts, qt)
+    last = (items != 0).sum(1) - 1
+    expect = model.normalize(h[torch.arange(3), last])
+    assert torch.allclose(model.last_state(items, ts, qt), expect, atol=1e-6)

@@ -41,6 +41,11 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def forward_last(self, x: torch.Tensor, ctx: Context, last: torch.Tensor) -> torch.Tensor:
+        """Hidden state at position last[b] of each row, (B, D). Encoders may override this with a
+        cheaper path (only the last block's final row is needed for retrieval)."""
+        return self.forward(x, ctx)[torch.arange(x.shape[0], device=x.device), last]
+
 
 class RetrievalModel(nn.Module):
     """Item embedding + (absolute positions) -> encoder -> per-position user representation."""
@@ -75,6 +80,16 @@ class RetrievalModel(nn.Module):
         time bias). query_time: (B,) time of the event to predict after each user's last item.
         extra: (B, n, D) optional side-feature embeddings added to the input.
         """
+        x, ctx = self._embed(items, timestamps, query_time, extra)
+        return self.encoder(x, ctx) * ctx.valid[..., None]
+
+    def _embed(
+        self,
+        items: torch.Tensor,
+        timestamps: torch.Tensor | None,
+        query_time: torch.Tensor | None,
+        extra: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, Context]:
         n = items.shape[1]
         if n > self.spec.max_len:
             raise ValueError(f"sequence length {n} exceeds the model's max_seq_len {self.spec.max_len}")
@@ -86,8 +101,7 @@ class RetrievalModel(nn.Module):
             x = x + extra
         x = self.input_dropout(x) * valid[..., None]
         next_t = next_timestamps(timestamps, valid, query_time) if timestamps is not None else None
-        h = self.encoder(x, Context(valid, timestamps, next_t))
-        return h * valid[..., None]
+        return x, Context(valid, timestamps, next_t)
 
     # ------------------------------------------------------------------------------- scoring
 
@@ -107,9 +121,9 @@ class RetrievalModel(nn.Module):
         query_time: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """L2-normalised representation at each sequence's last real item, (B, D)."""
-        h = self(items, timestamps, query_time)
-        last = ((items != 0).sum(1) - 1).clamp(min=0)
-        return self.normalize(h[torch.arange(items.shape[0], device=items.device), last])
+        x, ctx = self._embed(items, timestamps, query_time)
+        last = (ctx.valid.sum(1) - 1).clamp(min=0)
+        return self.normalize(self.encoder.forward_last(x, ctx, last))
 
     @staticmethod
     def score(users: torch.Tensor, items: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -55,16 +55,40 @@ class HSTUBlock(nn.Module):
         o = layer_norm(merge_heads(o))
         return x + self.o(self.dropout(u * o if u is not None else o))
 
+    def forward_last(self, x: torch.Tensor, ctx: Context, last: torch.Tensor) -> torch.Tensor:
+        """Output at position last[b] only, (B, D): keys and values for every position, one query
+        row per user (same math as `forward`, a fraction of the (n, n) work)."""
+        b, n, _ = x.shape
+        rows = torch.arange(b, device=x.device)
+        parts = F.silu(layer_norm(x) @ self.uvqk).split(self.splits, dim=-1)
+        u = parts[0][rows, last][:, None] if self.spec.gate else None  # (B, 1, H*d)
+        v, q, k = (split_heads(p, self.spec.heads) for p in parts[-3:])
+        q = q[rows, :, last][:, :, None]  # (B, H, 1, d)
+        bias = self.rab.row_bias(last, n, ctx.time_buckets) if self.rab is not None else None
+        keep = (torch.arange(n, device=x.device)[None, :] <= last[:, None])[:, None, None, :]  # (B, 1, 1, n)
+        o = pointwise_silu_attention(q, k, v, bias, float(self.spec.max_len), keep)
+        o = layer_norm(merge_heads(o))  # (B, 1, H*d)
+        y = x[rows, last][:, None] + self.o(self.dropout(u * o if u is not None else o))
+        return y[:, 0]
+
 
 class HSTU(Encoder):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
+        self.spec = spec
         self.blocks = nn.ModuleList(HSTUBlock(spec) for _ in range(spec.depth))
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         for block in self.blocks:
             x = block(x, ctx)
         return x
+
+    def forward_last(self, x: torch.Tensor, ctx: Context, last: torch.Tensor) -> torch.Tensor:
+        if self.spec.attention != "silu":
+            return super().forward_last(x, ctx, last)
+        for block in self.blocks[:-1]:
+            x = block(x, ctx)
+        return self.blocks[-1].forward_last(x, ctx, last)
 
 
 def build(spec: ModelSpec, num_items: int) -> RetrievalModel:

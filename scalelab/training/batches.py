@@ -56,9 +56,14 @@ class EvalSet:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def batch(self, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        n = max(1, int(self.lengths[lo:hi].max()))
-        return self.items[lo:hi, :n], self.timestamps[lo:hi, :n], self.query_time[lo:hi], self.targets[lo:hi]
+    def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = max(1, int(self.lengths[rows].max()))
+        return self.items[rows, :n], self.timestamps[rows, :n], self.query_time[rows], self.targets[rows]
+
+    def by_length(self, batch_size: int) -> list[torch.Tensor]:
+        """Row batches of similar length (attention costs n^2: short users are not padded to 200)."""
+        order = torch.argsort(self.lengths, stable=True)
+        return list(order.split(batch_size))
 
 
 def train_set(split: Split) -> TrainSet:

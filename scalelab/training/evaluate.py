@@ -18,7 +18,7 @@ from scalelab.training.device import autocast
 from scalelab.training.metrics import metrics_from_ranks, ranks_from_scores
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: RetrievalModel,
     data: EvalSet,
@@ -34,8 +34,8 @@ def evaluate(
     num_items = table.shape[0]
     gen = torch.Generator(device=device).manual_seed(seed)
     ranks = []
-    for lo in range(0, len(data), cfg.batch_size):
-        items, ts, qt, targets = (t.to(device) for t in data.batch(lo, lo + cfg.batch_size))
+    for rows in data.by_length(cfg.batch_size):
+        items, ts, qt, targets = (t.to(device) for t in data.batch(rows))
         with autocast(device, precision):
             users = model.last_state(items, ts, qt)
         scores = users.float() @ table.T  # (B, I)

@@ -353,8 +353,11 @@ class _Progress:
     """A rich progress bar (epoch, step, last loss and metrics), or nothing."""
 
     def __init__(self, enabled: bool, epochs: int, steps: int) -> None:
-        self.enabled = enabled
-        if not enabled:
+        import sys
+
+        self.enabled = enabled and sys.stderr.isatty()
+        self.lines = enabled and not self.enabled  # not a terminal (a log file): one line per epoch
+        if not self.enabled:
             return
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -367,6 +370,7 @@ class _Progress:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=False,
+            console=__import__("rich.console").console.Console(stderr=True),
         )
         self.task = self.p.add_task("train", total=steps, epoch=0, epochs=epochs, loss=float("nan"), last="")
         self.p.start()
@@ -376,6 +380,18 @@ class _Progress:
             self.p.update(self.task, completed=step, epoch=epoch, loss=loss)
 
     def epoch_done(self, r: EpochRecord) -> None:
+        if self.lines:
+            import sys
+
+            m = r.valid or r.test
+            metrics = " ".join(
+                f"{'valid' if r.valid else 'test'}_{k} {v:.4f}" for k, v in m.items() if k.endswith("@10")
+            )
+            print(
+                f"epoch {r.epoch}: loss {r.loss:.4f}, {r.epoch_time_s:.1f} s, {r.targets_per_s:,.0f} targets/s {metrics}",
+                file=sys.stderr,
+                flush=True,
+            )
         if self.enabled:
             m = r.valid or r.test
             last = " ".join(f"{k} {v:.4f}" for k, v in m.items() if k in ("hr@10", "ndcg@10"))

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scalelab.training.losses import bce_one_negative, full_softmax, sampled_softmax
+from scalelab.training.metrics import metrics_from_ranks, ranks_from_scores
+
+
+def test_ranks_hand_computed_with_ties_and_exclusions() -> None:
+    scores = torch.tensor(
+        [
+            [0.9, 0.5, 0.7, 0.1],  # target col 2: one item above -> rank 2
+            [0.3, 0.3, 0.3, 0.3],  # all tied: ties count against the target -> rank 4
+            [0.2, 0.8, 0.6, 0.9],  # target col 2, cols 1 and 3 excluded -> rank 1
+            [0.2, 0.8, 0.6, 0.9],  # target col 1 is in the history -> miss
+        ]
+    )
+    targets = torch.tensor([2, 0, 2, 1])
+    exclude = torch.tensor([[0, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1], [0, 1, 0, 0]], dtype=torch.bool)
+    ranks = ranks_from_scores(scores, targets, exclude)
+    assert ranks.tolist() == [2, 4, 1, math.inf]
+
+
+def test_metrics_hand_computed_including_k_beyond_catalogue() -> None:
+    ranks = torch.tensor([1.0, 3.0, 11.0, math.inf])
+    m = metrics_from_ranks(ranks, [1, 10, 1000])
+    assert m["hr@1"] == pytest.approx(0.25)
+    assert m["hr@10"] == pytest.approx(0.5)
+    assert m["ndcg@10"] == pytest.approx((1 / math.log2(2) + 1 / math.log2(4)) / 4)
+    # K larger than the catalogue: every rankable target is a hit, the excluded one still a miss
+    assert m["hr@1000"] == pytest.approx(0.75)
+    assert m["ndcg@1000"] == pytest.approx((1 + 1 / math.log2(4) + 1 / math.log2(12)) / 4)
+    assert m["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 11 + 0) / 4)
+
+
+def brute_sampled_softmax(users, targets, table, neg, temperature):
+    """Loop over positions: -log softmax of the target among itself and its non-colliding negatives."""
+    total = 0.0
+    for p in range(len(targets)):
+        u = users[p] / users[p].norm()
+        logits = [float(u @ (table[targets[p]] / table[targets[p]].norm())) / temperature]
+        for j in neg[p].tolist():
+            if j != int(targets[p]):
+                logits.append(float(u @ (table[j] / table[j].norm())) / temperature)
+        m = max(logits)
+        total += -(logits[0] - m - math.log(sum(math.exp(v - m) for v in logits)))
+    return total / len(targets)
+
+
+def test_sampled_softmax_against_brute_force() -> None:
+    torch.manual_seed(0)
+    users, table = torch.randn(40, 8), torch.randn(21, 8)
+    targets = torch.randint(1, 21, (40,))
+    gen = torch.Generator().manual_seed(5)
+    got = sampled_softmax(users, targets, table, num_negatives=30, temperature=0.1, generator=gen)
+    neg = torch.randint(1, 21, (40, 30), generator=torch.Generator().manual_seed(5))  # same draws
+    assert (neg == targets[:, None]).any()  # the test exercises accidental hits
+    assert float(got) == pytest.approx(brute_sampled_softmax(users, targets, table, neg, 0.1), rel=1e-5)
+
+
+def test_full_softmax_and_bce() -> None:
+    torch.manual_seed(0)
+    users, table = torch.randn(10, 4), torch.randn(7, 4)
+    targets = torch.randint(1, 7, (10,))
+    logits = F.normalize(users, dim=-1) @ F.normalize(table[1:], dim=-1).T / 0.5
+    assert float(full_softmax(users, targets, table, 0.5)) == pytest.approx(
+        float(F.cross_entropy(logits, targets - 1))
+    )
+    gen = torch.Generator().manual_seed(1)
+    loss = bce_one_negative(users, targets, table, gen)
+    neg = torch.randint(1, 6, (10,), generator=torch.Generator().manual_seed(1))
+    neg = neg + (neg >= targets).long()
+    assert (neg != targets).all()
+    pos_l = -F.logsigmoid((users * table[targets]).sum(-1)).mean()
+    neg_l = -F.logsigmoid(-(users * table[neg]).sum(-1)).mean()
+    assert float(loss) == pytest.approx(float(pos_l + neg_l), rel=1e-6)

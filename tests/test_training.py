@@ -1,0 +1,152 @@
+"""Training end to end: determinism, resume after a kill, learning beats popularity, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_file
+
+from scalelab.config import load_config
+from scalelab.data.loader import load_dataset
+from scalelab.data.split import make_split
+from scalelab.errors import CheckpointMismatch, ConfigError, TrainingDiverged, UserError
+from scalelab.training.batches import eval_set
+from scalelab.training.metrics import metrics_from_ranks, ranks_from_scores
+from scalelab.training.trainer import train_run
+
+SMALL = [
+    "data.synthetic.num_users=300",
+    "data.synthetic.num_items=80",
+    "data.synthetic.mean_seq_len=20",
+    "data.max_seq_len=20",
+    "model.width=16",
+    "model.depth=1",
+    "train.batch_size=64",
+    "train.num_negatives=16",
+    "train.device=cpu",
+    "eval.ks=[10]",
+]
+
+
+def small_cfg(*extra: str):
+    return load_config(None, SMALL + list(extra))
+
+
+def test_same_seed_gives_identical_metrics(tmp_path: Path) -> None:
+    a = train_run(small_cfg("train.epochs=2"), tmp_path / "a")
+    b = train_run(small_cfg("train.epochs=2"), tmp_path / "b")
+    c = train_run(small_cfg("train.epochs=2", "train.seed=7"), tmp_path / "c")
+    # identical metrics; losses agree to float32 round-off (CPU scatter-add order is not fixed)
+    assert a["final"] == b["final"]
+    assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], rel=1e-6)
+    assert a["final"] != c["final"]
+
+
+def test_resume_continues_to_the_same_result(tmp_path: Path) -> None:
+    full = train_run(small_cfg("train.epochs=3"), tmp_path / "full")
+    train_run(small_cfg("train.epochs=1"), tmp_path / "part")  # stops after epoch 1 ...
+    resumed = train_run(small_cfg("train.epochs=3"), tmp_path / "part")  # ... and continues
+    assert resumed["resumed_from_epoch"] == 1
+    assert resumed["final"] == full["final"]
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx(
+        [h["loss"] for h in full["history"]], rel=1e-6
+    )
+
+
+def test_killed_process_resumes_to_the_same_metrics(tmp_path: Path) -> None:
+    args = [
+        "--set", "data.synthetic.num_users=2000", "--set", "data.synthetic.num_items=200",
+        "--set", "data.synthetic.mean_seq_len=30", "--set", "data.max_seq_len=30", "--set", "model.width=16",
+        "--set", "model.depth=1", "--set", "train.epochs=3", "--set", "train.batch_size=32",
+        "--set", "train.num_negatives=32", "--set", "train.device=cpu", "--set", "eval.ks=[10]",
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "scalelab", "train", *args, "--no-track"]
+    ref = subprocess.run([*cmd, "-o", str(tmp_path / "ref")], capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr
+    victim = subprocess.Popen(
+        [*cmd, "-o", str(tmp_path / "run")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into epoch 2
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "run" / "summary.json").exists(), "the run finished before it could be killed"
+    again = subprocess.run([*cmd, "-o", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    a = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    b = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert b["resumed_from_epoch"] in (1, 2)
+    assert a["final"] == b["final"]
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
+    train_run(small_cfg("train.epochs=1"), tmp_path / "r")
+    with pytest.raises(CheckpointMismatch, match="checkpoint of a different configuration"):
+        train_run(small_cfg("train.epochs=2", "model.width=24"), tmp_path / "r")
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"train.lr"):
+        small_cfg("train.lr=-0.001")
+    with pytest.raises(ConfigError, match=r"train.device: unknown device"):
+        small_cfg("train.device=gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available"):
+            train_run(small_cfg("train.device=cuda"), tmp_path / "x")
+
+
+def test_divergence_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scalelab.training.trainer as trainer
+
+    calls = {"n": 0}
+    real = trainer.sampled_softmax
+
+    def exploding(*args, **kwargs):  # the third step's loss is NaN
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(trainer, "sampled_softmax", exploding)
+    with pytest.raises(TrainingDiverged, match="epoch 1, step 3"):
+        train_run(small_cfg("train.epochs=2"), tmp_path / "d")
+    s = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert s["status"] == "diverged" and "loss became" in s["failure_reason"]
+
+
+def popularity_ndcg(path: str) -> float:
+    cfg = load_config(None, [f"data.path={path}", "data.max_seq_len=50", "data.split=leave_two_out"])
+    data = load_dataset(cfg.data)
+    sp = make_split(data, "leave_two_out", 50)
+    counts = np.zeros(data.num_items + 1)
+    for u in range(data.num_users):
+        np.add.at(counts, data.items[data.ptr[u] : sp.train_end[u]], 1)
+    es = eval_set(sp, "test")
+    scores = torch.tensor(counts[1:], dtype=torch.float32).expand(len(es), -1).clone()
+    seen = torch.zeros(len(es), data.num_items + 1, dtype=torch.bool).scatter_(1, es.items, True)[:, 1:]
+    ranks = ranks_from_scores(scores, es.targets - 1, seen)
+    return metrics_from_ranks(ranks, [10])["ndcg@10"]
+
+
+def test_training_on_ml100k_beats_popularity(tmp_path: Path) -> None:
+    path = str(shared_file("ml-100k/u.data"))
+    pop = popularity_ndcg(path)
+    cfg = load_config(
+        None,
+        [f"data.path={path}", "data.max_seq_len=50", "model.width=32", "model.depth=1", "train.epochs=8",
+         "train.batch_size=64", "train.device=cpu", "eval.ks=[10]", "train.eval_every=4"],
+    )  # fmt: skip
+    s = train_run(cfg, tmp_path / "ml100k")
+    got = s["best_test"]["ndcg@10"]
+    assert got > 1.3 * pop, (got, pop)
