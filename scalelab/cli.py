@@ -147,6 +147,132 @@ def _print_summary(s: dict[str, Any]) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------- sweep
+
+
+@app.command("sweep")
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(help="Sweep spec YAML (see sweeps/).")],
+    set_: SetOption = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: a local Ray)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the trials and check resources; run nothing.")
+    ] = False,
+    track: Annotated[
+        bool, typer.Option(help="Log to MLflow (driver only; default sqlite under results/).")
+    ] = True,
+) -> None:
+    """Run every cell of a sweep as a Ray Tune trial; re-running resumes (finished cells are skipped).
+
+    Examples:
+
+      scalelab sweep sweeps/quickstart.yaml
+
+      scalelab sweep sweeps/hstu_depth.yaml --dry-run --set data.path=../shared/datasets/ml-1m/interactions.tsv.gz
+
+      scalelab sweep sweeps/arch_compare.yaml --address auto
+    """
+    from scalelab.sweeps import runner
+    from scalelab.sweeps.spec import load_sweep
+
+    spec, cells = load_sweep(spec_file, set_)
+    if dry_run:
+        cells = runner.absolute_data_paths(cells)
+        with err.status("sizing cells ...", spinner="dots"):
+            planned = runner.plan(spec, cells)
+        _print_plan(spec, planned)
+        available = runner.cluster_resources(address or spec.address)
+        runner.preflight(planned, available, str(spec_file))
+        out.print(
+            f"preflight ok: every trial fits on {', '.join(f'{v:g} {k}' for k, v in available.items())}"
+        )
+        return
+    outcome = _run_with_status(
+        lambda status: runner.run_sweep(spec, cells, str(spec_file), address, track, status), len(cells)
+    )
+    c = outcome.counts
+    out.print(
+        f"{spec.name}: {c.done} finished, {c.skipped} already done, {c.diverged} diverged, {c.failed} failed "
+        f"of {c.total}; runs table: {outcome.root / 'runs.csv'}"
+    )
+    if outcome.exit_code:
+        bad = outcome.table[outcome.table["status"].isin(["failed", "diverged"])]
+        for _, row in bad.iterrows():
+            err.print(
+                f"  {row['name']} ({row['cell_id']}): {row['status']}: {row['failure_reason']}",
+                highlight=False,
+            )
+        raise typer.Exit(outcome.exit_code)
+
+
+def _print_plan(spec: Any, planned: list[Any]) -> None:
+    table = Table(
+        "cell",
+        "name",
+        "family",
+        "depth",
+        "width",
+        "fraction",
+        "emb params",
+        "non-emb params",
+        "FLOPs/epoch",
+        "mem (MB)",
+        "resources",
+        title=f"{spec.name}: {len(planned)} trials",
+        title_justify="left",
+    )
+    for p in planned:
+        r = p.row()
+        res_txt = " ".join(f"{k}={v:g}" for k, v in p.resources.items() if v)
+        table.add_row(
+            r["cell"],
+            r["name"],
+            r["family"],
+            str(r["depth"]),
+            str(r["width"]),
+            f"{r['fraction']:g}",
+            f"{r['emb_params']:,}",
+            f"{r['non_emb_params']:,}",
+            f"{r['flops_per_epoch']:.3g}",
+            f"{r['mem_mb']:.0f}",
+            res_txt,
+        )
+    out.print(table)
+    if spec.expected_cost:
+        out.print("expected cost: " + ", ".join(f"{k}: {v}" for k, v in spec.expected_cost.items()))
+
+
+def _run_with_status(fn: Any, total: int) -> Any:
+    """Run `fn(status)` under a compact live line: done / running / pending / failed, best, ETA."""
+    import time as _time
+
+    from rich.live import Live
+    from rich.text import Text
+
+    start = _time.time()
+
+    def render(c: Any) -> Text:
+        elapsed = _time.time() - start
+        eta = ""
+        finished = c.done + c.diverged + c.failed
+        if finished and c.pending + c.running:
+            per = elapsed / finished
+            eta = f"  ETA {per * (c.pending + c.running) / max(1, c.running or 1):.0f}s"
+        best = f"  best {c.best[0]} {c.best[1]:.4f}" if c.best else ""
+        return Text(
+            f"done {c.done + c.skipped}/{c.total}  running {c.running}  pending {c.pending}  "
+            f"failed {c.failed + c.diverged}{best}  elapsed {elapsed:.0f}s{eta}"
+        )
+
+    with Live(
+        Text(f"starting {total} trials ..."), console=err, refresh_per_second=2, transient=False
+    ) as live:
+        return fn(lambda counts: live.update(render(counts)))
+
+
 # ------------------------------------------------------------------------------------------- model
 
 

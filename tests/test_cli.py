@@ -101,3 +101,23 @@ def test_prepare_reports_cache() -> None:
     assert p.returncode == 0 and "built" in p.stdout
     p = run("data", "prepare", "--set", "data.synthetic.num_users=100")
     assert p.returncode == 0 and "cached" in p.stdout
+
+
+def test_train_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    small = ["--set", "data.synthetic.num_users=50", "--set", "train.epochs=1", "--set", "model.width=8",
+             "--set", "data.max_seq_len=10", "--no-track"]  # fmt: skip
+    import torch
+
+    if not torch.cuda.is_available():
+        assert_one_line_error(
+            run("train", *small, "--set", "train.device=cuda", "-o", str(tmp_path / "a")), "CUDA"
+        )
+    assert_one_line_error(run("train", *small, "--set", "train.device=tpu:0"), "train.device: unknown device")
+    assert_one_line_error(run("train", *small, "--set", "train.lr=-1"), "train.lr")
+    ok = run("train", *small, "-o", str(tmp_path / "r"))
+    assert ok.returncode == 0, ok.stderr
+    assert "hr@10" in ok.stdout
+    assert_one_line_error(
+        run("train", *small, "--set", "model.width=16", "-o", str(tmp_path / "r")),
+        "checkpoint of a different configuration",
+    )

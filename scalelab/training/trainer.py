@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalelab import __version__
+from scalelab import __version__, faults
 from scalelab.config import RunConfig, dump_config
 from scalelab.data.entropy import apen_summary
 from scalelab.data.loader import load_dataset
@@ -194,6 +194,7 @@ def train_run(
     if state is not None and cfg.train.patience is not None and state.get("patience_left") is not None:
         patience_left = state["patience_left"]
 
+    injected = faults.active(out)
     bar = _Progress(progress, cfg.train.epochs, steps_per_epoch)
     stop_reason = "epochs"
     try:
@@ -202,7 +203,16 @@ def train_run(
                 stop_reason = "token_budget"
                 break
             record = _train_epoch(
-                cfg, model, opt, sched, tset, device, epoch, bar, first=(epoch == start_epoch)
+                cfg,
+                model,
+                opt,
+                sched,
+                tset,
+                device,
+                epoch,
+                bar,
+                first=(epoch == start_epoch),
+                nan="nan" in injected,
             )
             targets_seen += record.targets
             if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
@@ -248,6 +258,7 @@ def train_run(
             bar.epoch_done(record)
             for cb in callbacks or []:
                 cb(record)
+            faults.after_epoch(out, injected)
             if patience_left is not None and patience_left <= 0:
                 stop_reason = "early_stopping"
                 break
@@ -291,6 +302,7 @@ def _train_epoch(
     epoch: int,
     bar: _Progress,
     first: bool,
+    nan: bool = False,
 ) -> EpochRecord:
     model.train()
     torch.manual_seed(_seed(cfg.train.seed, epoch, 0))  # dropout masks
@@ -321,6 +333,8 @@ def _train_epoch(
             loss = full_softmax(users, tgt, table, cfg.train.temperature)
         else:
             loss = bce_one_negative(users, tgt, table, gen)
+        if nan and step == 0:
+            loss = loss * float("nan")
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingDiverged(epoch + 1, step + 1, value)

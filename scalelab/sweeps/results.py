@@ -1,0 +1,104 @@
+"""The runs table: one row per cell, the input of `scalelab fit` and `scalelab report`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scalelab.config import RunConfig
+from scalelab.models.registry import resolve
+from scalelab.sweeps.spec import Cell
+from scalelab.training.checkpoint import atomic_write_json
+
+STATE_FILE = "cells.json"
+
+
+def read_state(root: Path) -> dict[str, dict[str, Any]]:
+    path = root / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_state(root: Path, state: dict[str, dict[str, Any]]) -> None:
+    atomic_write_json(state, root / STATE_FILE)
+
+
+def trial_summary(root: Path, cid: str) -> dict[str, Any] | None:
+    path = root / "trials" / cid / "summary.json"
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
+def cell_status(root: Path, cid: str, state: dict[str, dict[str, Any]]) -> str:
+    """finished / diverged (from the run's own summary), else what the driver recorded, else pending."""
+    s = trial_summary(root, cid)
+    if s is not None and s.get("status") in ("finished", "diverged"):
+        return str(s["status"])
+    return str(state.get(cid, {}).get("status", "pending"))
+
+
+def _flat(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(f"{prefix}{k}.", v))
+        elif isinstance(v, list):
+            out[f"{prefix}{k}"] = json.dumps(v)
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for cell in cells:
+        cfg: RunConfig = cell.config
+        spec = resolve(cfg.model, cfg.padded_len())
+        s = trial_summary(root, cell.cell_id) or {}
+        st = state.get(cell.cell_id, {})
+        row: dict[str, Any] = {
+            "cell_id": cell.cell_id,
+            "name": cfg.name,
+            "status": cell_status(root, cell.cell_id, state),
+            "failure_reason": s.get("failure_reason") or st.get("failure_reason"),
+            "family": cfg.model.family,
+            "depth": cfg.model.depth,
+            "width": cfg.model.width,
+            "heads": cfg.model.heads,
+            "head_dim": spec.head_dim,
+            "data_fraction": cfg.data.fraction,
+            "history_fraction": cfg.data.history_fraction,
+            "seed": cfg.train.seed,
+            "axes": json.dumps(cell.axes, sort_keys=True),
+            "epochs_run": s.get("epochs_run"),
+            "best_epoch": s.get("best_epoch"),
+            "wall_time_s": st.get("wall_time_s"),
+            "device": s.get("device"),
+        }
+        row.update(_flat("", s.get("size", {})))
+        row["flops_per_epoch"] = s.get("flops_per_epoch")
+        row.update(_flat("data_", {k: v for k, v in s.get("dataset", {}).items() if k != "cache_key"}))
+        row.update(_flat("final_", s.get("final", {})))
+        row.update(_flat("best_", s.get("best_test", {})))
+        row.update(_flat("valid_best_", s.get("best_valid", {})))
+        history = s.get("history") or []
+        if history:
+            row["final_loss"] = history[-1].get("loss")
+            row["mean_epoch_time_s"] = s.get("mean_epoch_time_s")
+        row.update(_flat("cfg.", cfg.model_dump(mode="json", exclude={"tracking", "name", "output_dir"})))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_table(root: Path, table: pd.DataFrame) -> None:
+    """runs.csv and runs.parquet, each written to a temporary name and renamed."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp_csv, tmp_pq = root / ".runs.csv.tmp", root / ".runs.parquet.tmp"
+    table.to_csv(tmp_csv, index=False)
+    table.to_parquet(tmp_pq, index=False)
+    tmp_csv.replace(root / "runs.csv")
+    tmp_pq.replace(root / "runs.parquet")

@@ -1,0 +1,211 @@
+"""Sweep specs: a base run config and axes, expanded into cells (one resolved config each).
+
+    name: hstu_depth
+    base: {data: ..., model: ..., train: ..., eval: ...}
+    grid: {model.depth: [1, 2, 4], model.width: [32, 64]}     # cartesian product
+    zip:  {model.depth: [2, 8], model.width: [128, 64]}       # paired axes (equal lengths)
+    configs: [{model.family: gpt}, {model.family: llama}]     # explicit variants
+Cells = product(grid) x rows(zip) x configs, each applied on top of `base`. Every cell is validated
+as a full RunConfig before anything runs, and gets a deterministic id (hash of its resolved config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from scalelab.config import (
+    RunConfig,
+    StrictModel,
+    TrackingConfig,
+    apply_overrides,
+    format_validation_error,
+    read_yaml,
+    validate,
+)
+from scalelab.errors import ConfigError
+
+MAX_CELLS = 10_000
+
+
+class SizeRule(StrictModel):
+    """Resources for cells whose non-embedding parameters reach `min_params`."""
+
+    min_params: int = Field(
+        ge=0, description="Applies to cells with at least this many non-embedding params."
+    )
+    cpu: float | None = Field(None, gt=0, description="CPUs per trial.")
+    gpu: float | None = Field(None, ge=0, description="GPUs per trial (fractions pack trials on one GPU).")
+    npu: float | None = Field(None, ge=0, description="Ascend NPUs per trial.")
+
+
+class Resources(StrictModel):
+    """What each trial asks Ray for; the device inside a trial follows it."""
+
+    cpu: float = Field(1.0, gt=0, le=1024, description="CPUs per trial (also the trial's torch threads).")
+    gpu: float = Field(
+        0.0, ge=0, le=64, description="GPUs per trial; fractions pack several trials on one GPU."
+    )
+    npu: float = Field(0.0, ge=0, le=64, description="Ascend NPUs per trial (Ray resource 'NPU').")
+    by_size: list[SizeRule] = Field(default_factory=list, description="Bigger resources for bigger models.")
+
+    @model_validator(mode="after")
+    def _one_accelerator(self) -> Resources:
+        if self.gpu > 0 and self.npu > 0:
+            raise ValueError("a trial asks for either gpu or npu, not both")
+        return self
+
+    def for_params(self, non_embedding_params: int) -> dict[str, float]:
+        res = {"cpu": self.cpu, "gpu": self.gpu, "npu": self.npu}
+        for rule in sorted(self.by_size, key=lambda r: r.min_params):
+            if non_embedding_params >= rule.min_params:
+                res.update(
+                    {
+                        k: v
+                        for k, v in (("cpu", rule.cpu), ("gpu", rule.gpu), ("npu", rule.npu))
+                        if v is not None
+                    }
+                )
+        return res
+
+
+class SweepSpec(StrictModel):
+    """A sweep: a base run config, axes over it, and how to run the cells."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Sweep name (results/<name>/).")
+    description: str = Field("", description="What the sweep measures.")
+    base: dict[str, Any] = Field(default_factory=dict, description="Run config every cell starts from.")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Axes by dotted path; cartesian product."
+    )
+    zip: dict[str, list[Any]] = Field(default_factory=dict, description="Paired axes of equal length.")
+    configs: list[dict[str, Any]] = Field(
+        default_factory=list, description="Explicit variants (dotted paths)."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Per-trial resources.")
+    max_concurrent: int | None = Field(None, ge=1, description="Trials at once; null = as many as fit.")
+    retries: int = Field(1, ge=0, le=100, description="Retries of a crashed trial (resuming its checkpoint).")
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, description="MLflow store and experiment."
+    )
+    address: str | None = Field(None, description="Ray cluster address; null = a local Ray.")
+    storage_path: str | None = Field(None, description="Ray Tune storage; null = <output_dir>/ray.")
+    output_dir: str | None = Field(None, description="Results directory; null = results/<name>.")
+    expected_cost: dict[str, str] = Field(
+        default_factory=dict, description="Documented cost, e.g. {cpu: '2 h'}."
+    )
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _axes_not_empty(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in v.items():
+            if not values:
+                raise ValueError(f"axis {path!r} is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _zip_lengths(self) -> SweepSpec:
+        lengths = {len(v) for v in self.zip.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"zip axes must have equal lengths, got {sorted(lengths)}")
+        overlap = set(self.grid) & set(self.zip)
+        if overlap:
+            raise ValueError(f"axis {sorted(overlap)[0]!r} is both in grid and zip")
+        return self
+
+    def results_dir(self) -> Path:
+        return Path(self.output_dir or Path("results") / self.name).resolve()
+
+
+@dataclass(frozen=True)
+class Cell:
+    cell_id: str
+    axes: dict[str, Any]  # the values this cell sets (for tables and names)
+    config: RunConfig
+
+
+# Settings that do not change what a cell computes (excluded from its id).
+_NOT_IN_ID = {"name", "output_dir", "tracking"}
+
+
+def cell_id(cfg: RunConfig) -> str:
+    d = cfg.model_dump(mode="json", exclude=_NOT_IN_ID)
+    d["train"].pop("device", None)
+    d["eval"].pop("batch_size", None)
+    d["data"].pop("cache", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_name(cfg: RunConfig) -> str:
+    """A readable trial name from the config, e.g. hstu-L8-D64-f0.50-s0."""
+    return (
+        f"{cfg.model.family}-L{cfg.model.depth}-D{cfg.model.width}-f{cfg.data.fraction:.2f}-s{cfg.train.seed}"
+    )
+
+
+def expand(spec: SweepSpec, source: str) -> list[Cell]:
+    """All cells of the spec, validated; one-line ConfigError naming the offending cell."""
+    grid_keys = list(spec.grid)
+    grid_rows = [dict(zip(grid_keys, vals, strict=True)) for vals in itertools.product(*spec.grid.values())]
+    zip_keys = list(spec.zip)
+    zip_rows = [dict(zip(zip_keys, vals, strict=True)) for vals in zip(*spec.zip.values(), strict=True)] or [
+        {}
+    ]
+    variants = spec.configs or [{}]
+    total = len(grid_rows) * len(zip_rows) * len(variants)
+    if total > MAX_CELLS:
+        raise ConfigError(
+            f"{source}: the sweep expands to {total:,} cells (limit {MAX_CELLS:,}); shrink the axes"
+        )
+    cells: list[Cell] = []
+    seen: dict[str, dict[str, Any]] = {}
+    for g, z, v in itertools.product(grid_rows, zip_rows, variants):
+        axes = {**g, **z, **v}
+        overrides = [f"{k}={json.dumps(val)}" for k, val in axes.items()]
+        try:
+            raw = apply_overrides(spec.base, overrides)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: cell {_describe(axes)}: {e}") from None
+        raw.setdefault("tracking", spec.tracking.model_dump())
+        try:
+            cfg = RunConfig.model_validate(raw)
+        except Exception as e:  # pydantic ValidationError -> one line naming the cell
+            from pydantic import ValidationError
+
+            if isinstance(e, ValidationError):
+                raise ConfigError(
+                    f"{source}: cell {_describe(axes)}: {format_validation_error(e, RunConfig, 'base')}"
+                ) from None
+            raise
+        cfg = cfg.model_copy(update={"name": run_name(cfg)})
+        cid = cell_id(cfg)
+        if cid in seen:
+            continue  # two axis combinations that resolve to the same config run once
+        seen[cid] = axes
+        cells.append(Cell(cid, axes, cfg))
+    if not cells:
+        raise ConfigError(f"{source}: the sweep has no cells")
+    return cells
+
+
+def _describe(axes: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in axes.items()) + "}" if axes else "{base}"
+
+
+def load_sweep(
+    path: str | os.PathLike[str], overrides: list[str] | None = None
+) -> tuple[SweepSpec, list[Cell]]:
+    """Read, validate and expand a sweep file; `overrides` apply to every cell's base (data.path=...)."""
+    raw = read_yaml(path)
+    spec = validate(SweepSpec, raw, str(path))
+    if overrides:
+        base = apply_overrides({"base": spec.base}, [f"base.{o}" for o in overrides])["base"]
+        spec = spec.model_copy(update={"base": base})
+    return spec, expand(spec, str(path))
