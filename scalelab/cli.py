@@ -268,7 +268,7 @@ def _run_with_status(fn: Any, total: int) -> Any:
         )
 
     with Live(
-        Text(f"starting {total} trials ..."), console=err, refresh_per_second=2, transient=False
+        Text(f"starting {total} trials ..."), console=err, refresh_per_second=2, transient=True
     ) as live:
         return fn(lambda counts: live.update(render(counts)))
 

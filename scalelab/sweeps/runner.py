@@ -164,8 +164,17 @@ def _ray_init(address: str | None, num_cpus: int | None = None, env: dict[str, s
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if address is not None and "RAY_AUTH_MODE" not in os.environ:
+        # Clusters started by `ray start` (Ray >= 2.59) require the token that command wrote to
+        # ~/.ray/auth_token; a driver only sends it when token mode is on.
+        if os.environ.get("RAY_AUTH_TOKEN") or Path("~/.ray/auth_token").expanduser().exists():
+            os.environ["RAY_AUTH_MODE"] = "token"
     import ray
 
+    # Trial failures are recorded in cells.json, the runs table and MLflow; Ray's own error log
+    # (a traceback per failed attempt) would bury the compact status, so only critical lines pass.
+    for name in ("ray", "ray.tune", "ray.air", "ray.train"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return ray
     kwargs: dict[str, Any] = {

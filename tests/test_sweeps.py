@@ -1,0 +1,197 @@
+"""Sweeps on a real local Ray: tracking, retries, divergence, interruption and resume, clusters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from scalelab.errors import ConfigError
+from scalelab.sweeps.spec import load_sweep
+
+BASE = {
+    "data": {"synthetic": {"num_users": 200, "num_items": 50, "mean_seq_len": 12}, "max_seq_len": 12},
+    "model": {"family": "hstu", "heads": 1},
+    "train": {"epochs": 2, "batch_size": 64, "num_negatives": 8},
+    "eval": {"ks": [10]},
+}
+
+
+def write_spec(tmp: Path, name: str, **extra: object) -> Path:
+    spec = {
+        "name": name,
+        "base": BASE,
+        "grid": {"model.depth": [1, 2], "model.width": [8, 16]},
+        "resources": {"cpu": 1},
+        "retries": 1,
+        "output_dir": str(tmp / name),
+        "tracking": {"mlflow_uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": name},
+        **extra,
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def sweep(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scalelab", "sweep", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def mlflow_runs(tmp: Path, experiment: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def cell_ids(path: Path) -> list[str]:
+    _, cells = load_sweep(path)
+    return [c.cell_id for c in cells]
+
+
+def test_sweep_tracks_retries_and_marks_divergence(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "faults")
+    ids = cell_ids(spec)
+    faults = f"crash_once@{ids[0]},nan@{ids[1]}"
+    p = sweep(str(spec), env={"SCALELAB_FAULTS": faults})
+    assert p.returncode == 1, p.stderr  # one diverged trial -> non-zero exit
+    assert "diverged" in p.stderr and "Traceback" not in p.stderr, p.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "faults" / "runs.csv")
+    assert len(table) == 4
+    status = dict(zip(table["cell_id"], table["status"], strict=True))
+    assert status[ids[0]] == "finished"  # crashed once, retried, resumed
+    assert status[ids[1]] == "diverged"
+    assert "loss became nan" in table.set_index("cell_id").loc[ids[1], "failure_reason"]
+    assert all(status[c] == "finished" for c in ids[2:])
+    crashed = json.loads((tmp_path / "faults" / "trials" / ids[0] / "summary.json").read_text())
+    assert crashed["resumed_from_epoch"] == 1  # the retry continued from the checkpoint
+    runs = mlflow_runs(tmp_path, "faults")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    names = {r.info.run_name for r in children}
+    assert "hstu-L1-D8-f1.00-s42" in names
+    finished = [r for r in children if r.data.tags.get("status") == "finished"]
+    assert len(finished) == 3 and all("hr_at_10" in r.data.metrics for r in finished)
+    # the per-epoch history is there: step = epoch
+    from mlflow.tracking import MlflowClient
+
+    hist = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(
+        finished[0].info.run_id, "loss"
+    )
+    assert sorted(m.step for m in hist) == [1, 2]
+
+
+def test_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path, "interrupt", max_concurrent=1, base={**BASE, "train": {**BASE["train"], "epochs": 3}}
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalelab", "sweep", str(spec)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    trials = tmp_path / "interrupt" / "trials"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(trials.glob("*/summary.json"))) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    done_before = len(list(trials.glob("*/summary.json")))
+    assert 2 <= done_before < 4, "the sweep should have been interrupted after 2 trials"
+    p = sweep(str(spec))
+    assert p.returncode == 0, p.stderr
+    assert "already done" in p.stdout
+    table = pd.read_csv(tmp_path / "interrupt" / "runs.csv")
+    assert len(table) == 4 and (table["status"] == "finished").all()
+    children = [r for r in mlflow_runs(tmp_path, "interrupt") if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4, [r.info.run_name for r in children]
+    parents = [r for r in mlflow_runs(tmp_path, "interrupt") if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sweep_on_an_existing_ray_cluster(tmp_path: Path) -> None:
+    ray = str(Path(sys.executable).parent / "ray")
+    port = free_port()
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    start = subprocess.run(
+        [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert start.returncode == 0, start.stderr
+    try:
+        spec = write_spec(tmp_path, "cluster", grid={"model.depth": [1], "model.width": [8, 16]})
+        p = sweep(str(spec), "--address", f"127.0.0.1:{port}")
+        assert p.returncode == 0, p.stderr
+        table = pd.read_csv(tmp_path / "cluster" / "runs.csv")
+        assert len(table) == 2 and (table["status"] == "finished").all()
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"grid": {"model.depth": []}}, "axis 'model.depth' is empty"),
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"grid": {"model.depth": [-1]}}, "model.depth"),
+        ({"grid": {"model.family": ["bert"]}}, "unknown family 'bert'"),
+        ({"resources": {"cpu": 1, "gpu": 1}}, "asks for gpu=1"),
+        ({"grid": {"model.depht": [1]}}, "model.depht: unknown key"),
+    ],
+)
+def test_bad_specs_are_rejected_before_anything_runs(tmp_path: Path, change: dict, needle: str) -> None:
+    spec = write_spec(tmp_path, "bad")
+    raw = yaml.safe_load(spec.read_text())
+    raw.update(change)
+    spec.write_text(yaml.safe_dump(raw))
+    for args in ([str(spec), "--dry-run"], [str(spec)]):
+        p = sweep(*args, "--no-track")
+        assert p.returncode == 2, p.stdout + p.stderr
+        lines = [line for line in p.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and needle in lines[0], p.stderr
+        assert "Traceback" not in p.stderr
+    assert not (tmp_path / "bad" / "trials").exists()
+
+
+def test_spec_expansion_grid_zip_configs(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path, "shape",
+        grid={"model.depth": [1, 2]},
+        zip={"model.width": [8, 16], "model.heads": [1, 2]},
+        configs=[{"model.family": "hstu"}, {"model.family": "llama"}],
+    )  # fmt: skip
+    _, cells = load_sweep(spec)
+    assert len(cells) == 2 * 2 * 2
+    combos = {
+        (c.config.model.depth, c.config.model.width, c.config.model.heads, c.config.model.family)
+        for c in cells
+    }
+    assert (2, 16, 2, "llama") in combos and (1, 8, 2, "hstu") not in combos
+    again = [c.cell_id for c in load_sweep(spec)[1]]
+    assert again == [c.cell_id for c in cells]  # deterministic ids
+    with pytest.raises(ConfigError, match="zip axes must have equal lengths"):
+        bad = write_spec(tmp_path, "shape2", zip={"model.width": [8, 16], "model.heads": [1]})
+        load_sweep(bad)
