@@ -24,19 +24,15 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "" || [ $$? -eq 5 ]
 
-DEMO := results/demo
+# The main job end to end: a depth x width sweep of HSTU on built-in synthetic data, run as Ray
+# Tune trials and logged to MLflow (results/mlflow.db), then its runs table.
 demo: $(STAMP)
-	@mkdir -p $(DEMO)
-	$(BIN)/scalelab data synth $(DEMO)/synthetic.tsv.gz
-	$(BIN)/scalelab data describe $(DEMO)/synthetic.tsv.gz --m 1 --m 2
-	@echo "ApEn follows the generator's randomness knob (pooled, m=2):"
-	@for r in 0.0 0.3 1.0; do \
-		printf "  randomness %s: " $$r; \
-		$(BIN)/scalelab data describe synthetic --set data.synthetic.randomness=$$r --json \
-			| $(BIN)/python -c "import json,sys; print(round(json.load(sys.stdin)['apen'][0]['pooled'], 3))"; \
-	done
-	@if [ -f ../shared/datasets/ml-1m/interactions.tsv.gz ]; then \
-		$(BIN)/scalelab data describe ../shared/datasets/ml-1m/interactions.tsv.gz; fi
+	$(BIN)/scalelab data describe synthetic --set data.synthetic.num_users=2000 --set data.synthetic.mean_seq_len=30
+	$(BIN)/scalelab sweep sweeps/quickstart.yaml --dry-run
+	$(BIN)/scalelab sweep sweeps/quickstart.yaml
+	$(BIN)/python -c "import pandas as pd; t = pd.read_csv('results/quickstart/runs.csv'); \
+		print(t[['name', 'status', 'non_embedding_params', 'final_hr@10', 'final_ndcg@10']].to_string(index=False))"
+	@echo "MLflow dashboard: .venv/bin/mlflow ui --backend-store-uri sqlite:///$$(pwd)/results/mlflow.db"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -195,3 +195,17 @@ def test_spec_expansion_grid_zip_configs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="zip axes must have equal lengths"):
         bad = write_spec(tmp_path, "shape2", zip={"model.width": [8, 16], "model.heads": [1]})
         load_sweep(bad)
+
+
+def test_every_shipped_sweep_is_valid() -> None:
+    root = Path(__file__).resolve().parents[1] / "sweeps"
+    specs = sorted(root.glob("*.yaml"))
+    assert {p.stem for p in specs} >= {
+        "quickstart", "hstu_depth", "hstu_width", "data_scaling", "arch_compare", "ablations", "sasrec_plus",
+        "fuxi_alpha", "performance_law",
+    }  # fmt: skip
+    for path in specs:
+        spec, cells = load_sweep(path)
+        assert (
+            cells and spec.expected_cost.get("cpu") and spec.expected_cost.get("trials") == str(len(cells))
+        ), path

@@ -164,11 +164,11 @@ def _ray_init(address: str | None, num_cpus: int | None = None, env: dict[str, s
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    if address is not None and "RAY_AUTH_MODE" not in os.environ:
-        # Clusters started by `ray start` (Ray >= 2.59) require the token that command wrote to
-        # ~/.ray/auth_token; a driver only sends it when token mode is on.
-        if os.environ.get("RAY_AUTH_TOKEN") or Path("~/.ray/auth_token").expanduser().exists():
-            os.environ["RAY_AUTH_MODE"] = "token"
+    # Clusters started by `ray start` (Ray >= 2.59) require the token that command wrote to
+    # ~/.ray/auth_token; a driver only sends it when token mode is on.
+    has_token = os.environ.get("RAY_AUTH_TOKEN") or Path("~/.ray/auth_token").expanduser().exists()
+    if address is not None and "RAY_AUTH_MODE" not in os.environ and has_token:
+        os.environ["RAY_AUTH_MODE"] = "token"
     import ray
 
     # Trial failures are recorded in cells.json, the runs table and MLflow; Ray's own error log
@@ -452,7 +452,7 @@ def _run_tune(
     tuner = tune.Tuner(
         trainable,
         param_space={"cell": tune.grid_search([p.cell.cell_id for p in todo])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_conc, reuse_actors=False),
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_conc, reuse_actors=True),
         run_config=tune.RunConfig(
             name=f"run-{int(time.time())}",
             storage_path=str(storage),

@@ -118,6 +118,7 @@ def train_run(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) the run of `cfg` in `output_dir`; returns the summary (also in summary.json)."""
+    t_begin = time.perf_counter()
     out = (output_dir or default_output_dir(cfg)).resolve()
     device = resolve_device(cfg.train.device)
     fp = ckpt.fingerprint(cfg)
@@ -288,6 +289,7 @@ def train_run(
         mean_epoch_time_s=float(np.mean([h["epoch_time_s"] for h in history])) if history else None,
     )
     summary["final_monitor"] = final_test
+    summary["run_time_s"] = time.perf_counter() - t_begin  # this invocation: data, model, epochs, evals
     ckpt.atomic_write_json(summary, out / "summary.json")
     return summary
 
