@@ -1,0 +1,140 @@
+"""The Performance Law (Shen et al., arXiv 2412.00430) for a ranking metric over depth and width.
+
+    g(x; a) = -1 / (2 x^a) - a ln x          (c = 2 as in the released code)
+    y = w1 g(N_L; w3) + w2 g(h; w4) + g(D'; w5) + b
+
+The -a ln x part lets the metric rise, saturate and fall with size. dg/dx = 0 at x* = 2^(-1/a), a
+maximum of g for either sign of a, so with w1 > 0 the best depth is 2^(-1/w3) (= 2^(1/|w3|) when
+w3 < 0), likewise the best width.
+
+Two forms:
+- `per_dataset` (one dataset, one data size): D' is a constant, so g(D'; w5) + b is one number `c`;
+  the law is fitted as y = w1 g(N_L; w3) + w2 g(h; w4) + c and D' is reported as not identifiable.
+- `tied` (several data fractions or datasets): D' is tied to the data, ln D' = kappa ln(T / T0) -
+  lambda ApEn, with T the training tokens, T0 their median over the points, and kappa, lambda >= 0,
+  following the paper's reading that D' grows with data volume and falls with its approximate
+  entropy. Variables: depth, width, tokens, apen. Parameters w1..w5, b, kappa, lambda.
+Starts: for each exponent combination on a small grid the linear weights come from least squares.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from fitters.base import Law, Param
+
+EXPONENTS = (-1.5, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0)
+
+
+def g(x: np.ndarray, a: float) -> np.ndarray:
+    return -0.5 * np.exp(-a * np.log(x)) - a * np.log(x)
+
+
+def dg_da(x: np.ndarray, a: float) -> np.ndarray:
+    lx = np.log(x)
+    return 0.5 * np.exp(-a * lx) * lx - lx
+
+
+class PerformanceLaw(Law):
+    name = "performance"
+    space = "linear"
+
+    def __init__(self, variables: list[str] | None = None, form: str = "per_dataset") -> None:
+        if form not in ("per_dataset", "tied"):
+            raise ValueError("form must be 'per_dataset' or 'tied'")
+        default = ["depth", "width"] if form == "per_dataset" else ["depth", "width", "tokens", "apen"]
+        super().__init__(variables or default)
+        self.form = form
+        need = 2 if form == "per_dataset" else 4
+        if len(self.variables) != need:
+            raise ValueError(f"the {form} Performance Law takes {need} variables ({', '.join(default)})")
+        self.t0 = 1.0
+
+    @property
+    def params(self) -> list[Param]:
+        common = [Param("w1"), Param("w2"), Param("w3", -10, 10), Param("w4", -10, 10)]
+        if self.form == "per_dataset":
+            return [*common, Param("c")]
+        return [
+            *common,
+            Param("w5", -10, 10),
+            Param("b"),
+            Param("kappa", 0.0, 10.0),
+            Param("lambda", 0.0, 50.0),
+        ]
+
+    def prepare(self, X: np.ndarray) -> None:
+        """Fix the token scale T0 from the fitting data (tied form)."""
+        if self.form == "tied":
+            self.t0 = float(np.median(X[:, 2]))
+
+    def evaluate(self, X: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        depth, width = X[:, 0], X[:, 1]
+        w1, w2, w3, w4 = theta[:4]
+        gd, gw = g(depth, w3), g(width, w4)
+        y = w1 * gd + w2 * gw
+        cols = [gd, gw, w1 * dg_da(depth, w3), w2 * dg_da(width, w4)]
+        if self.form == "per_dataset":
+            y = y + theta[4]
+            cols.append(np.ones_like(y))
+            return y, np.stack(cols, axis=1)
+        w5, b, kappa, lam = theta[4:]
+        u = kappa * np.log(X[:, 2] / self.t0) - lam * X[:, 3]  # ln D'
+        gdp = -0.5 * np.exp(-w5 * u) - w5 * u
+        dgdu = 0.5 * w5 * np.exp(-w5 * u) - w5
+        y = y + gdp + b
+        cols += [
+            0.5 * np.exp(-w5 * u) * u - u,
+            np.ones_like(y),
+            dgdu * np.log(X[:, 2] / self.t0),
+            -dgdu * X[:, 3],
+        ]
+        return y, np.stack(cols, axis=1)
+
+    def starts(self, X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+        self.prepare(X)
+        out = []
+        extra = (
+            [()]
+            if self.form == "per_dataset"
+            else list(itertools.product((-0.5, 0.5), (0.5, 1.0), (0.0, 1.0)))
+        )
+        for w3, w4 in itertools.product(EXPONENTS, EXPONENTS):
+            for ex in extra:
+                cols = [g(X[:, 0], w3), g(X[:, 1], w4)]
+                if self.form == "tied":
+                    w5, kappa, lam = ex
+                    u = kappa * np.log(X[:, 2] / self.t0) - lam * X[:, 3]
+                    y_adj = y - (-0.5 * np.exp(-w5 * u) - w5 * u)
+                else:
+                    y_adj = y
+                design = np.stack([*cols, np.ones_like(y)], axis=1)
+                (w1, w2, c), *_ = np.linalg.lstsq(design, y_adj, rcond=None)
+                if self.form == "per_dataset":
+                    out.append(np.array([w1, w2, w3, w4, c]))
+                else:
+                    out.append(np.array([w1, w2, w3, w4, ex[0], c, ex[1], ex[2]]))
+        return out
+
+    def optimum(self, theta: np.ndarray) -> dict[str, float]:
+        """Best depth and width from the closed form, where that term has its maximum (w > 0)."""
+        out: dict[str, float] = {}
+        for name, w, a in (("depth", theta[0], theta[2]), ("width", theta[1], theta[3])):
+            if w > 0 and a != 0:
+                out[name] = float(2.0 ** (-1.0 / a))
+        return out
+
+    def describe(self) -> dict:
+        d = {
+            **super().describe(),
+            "form": self.form,
+            "formula": "y = w1 g(L; w3) + w2 g(h; w4) + g(D'; w5) + b",
+        }
+        if self.form == "per_dataset":
+            d["note"] = "c = b + g(D'; w5): D' is not identifiable from one dataset"
+        else:
+            d["note"] = "ln D' = kappa ln(T/T0) - lambda ApEn"
+            d["t0"] = self.t0
+        return d

@@ -1,0 +1,63 @@
+"""One-variable power law.
+
+    falling (a loss):   y = E + A x^(-alpha)      fitted in log space
+    rising (a metric):  y = E - A x^(-alpha)      fitted in linear space
+Parameters: E, a = ln A, alpha. Starts: for each alpha on a grid, (E, A) by linear least squares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fitters.base import Law, Param
+
+ALPHAS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+class PowerLaw(Law):
+    name = "power"
+
+    def __init__(self, variables: list[str], direction: str = "falling") -> None:
+        super().__init__(variables)
+        if len(self.variables) != 1:
+            raise ValueError("the power law takes exactly one variable")
+        if direction not in ("falling", "rising"):
+            raise ValueError("direction must be 'falling' (loss) or 'rising' (metric)")
+        self.direction = direction
+        self.sign = 1.0 if direction == "falling" else -1.0
+        self.space = "log" if direction == "falling" else "linear"
+        self.higher_is_better = direction == "rising"
+
+    @property
+    def params(self) -> list[Param]:
+        lower_e = 0.0 if self.direction == "falling" else -np.inf
+        return [Param("E", lower_e, np.inf), Param("a", -50.0, 50.0), Param("alpha", 0.0, 10.0)]
+
+    def evaluate(self, X: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e, a, alpha = theta
+        lx = np.log(X[:, 0])
+        term = np.exp(a - alpha * lx)  # A x^-alpha
+        y = e + self.sign * term
+        jac = np.stack([np.ones_like(y), self.sign * term, -self.sign * term * lx], axis=1)
+        return y, jac
+
+    def starts(self, X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+        out = []
+        lx = np.log(X[:, 0])
+        for alpha in ALPHAS:
+            z = np.exp(-alpha * lx)
+            design = np.stack([np.ones_like(z), self.sign * z], axis=1)
+            (e, amp), *_ = np.linalg.lstsq(design, y, rcond=None)
+            if amp <= 0:
+                amp = max(1e-6, float(np.ptp(y)) or 1e-3)
+            if self.direction == "falling":
+                e = min(max(e, 0.0), 0.99 * float(np.min(y)))
+            out.append(np.array([e, np.log(amp), alpha]))
+        return out
+
+    def describe(self) -> dict:
+        return {
+            **super().describe(),
+            "direction": self.direction,
+            "formula": "y = E + A x^-alpha" if self.sign > 0 else "y = E - A x^-alpha",
+        }
