@@ -32,6 +32,8 @@ demo: $(STAMP)
 	$(BIN)/scalelab sweep sweeps/quickstart.yaml
 	$(BIN)/python -c "import pandas as pd; t = pd.read_csv('results/quickstart/runs.csv'); \
 		print(t[['name', 'status', 'non_embedding_params', 'final_hr@10', 'final_ndcg@10']].to_string(index=False))"
+	$(BIN)/scalelab fit --law performance --sweep quickstart --bootstrap 200
+	$(BIN)/scalelab fit --law power --x params --sweep quickstart --bootstrap 200
 	@echo "MLflow dashboard: .venv/bin/mlflow ui --backend-store-uri sqlite:///$$(pwd)/results/mlflow.db"
 
 lint: $(STAMP)

@@ -81,7 +81,7 @@ class ChinchillaLaw(Law):
         return [grid[i] for i in best]
 
     def allocation(self, theta: np.ndarray, compute: float) -> dict[str, float]:
-        e, a, alpha, b, beta = theta
+        _e, a, alpha, b, beta = theta
         g = (alpha * np.exp(a) / (beta * np.exp(b))) ** (1 / (alpha + beta))
         n_opt = g * (compute / 6) ** (beta / (alpha + beta))
         return {"N_opt": float(n_opt), "D_opt": float(compute / 6 / n_opt)}

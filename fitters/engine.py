@@ -29,7 +29,7 @@ def _huber_sum(r: np.ndarray, delta: float) -> float:
     return float(np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta)).sum())
 
 
-def _residuals(law: Law, X: np.ndarray, y: np.ndarray):  # noqa: ANN202
+def _residuals(law: Law, X: np.ndarray, y: np.ndarray):
     """Residual function and its Jacobian in the law's space."""
     target = np.log(y) if law.space == "log" else y
 
@@ -70,7 +70,7 @@ def _refine(
         "ftol": tol,
         "xtol": tol,
         "gtol": tol,
-        "max_nfev": 2000,
+        "max_nfev": 1000,
     }
     # The unconstrained solve is about twice as fast; the bounded one runs only when it is needed.
     out = least_squares(res, x0, **opts)
@@ -116,7 +116,7 @@ def fit(
     bootstrap: int = 1000,
     groups: np.ndarray | None = None,
     delta: float = DEFAULT_DELTA,
-    refine: int = 12,
+    refine: int = 8,
     seed: int = 0,
     holdout: int = 0,
     size: np.ndarray | None = None,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 import yaml
 from rich.console import Console
@@ -271,6 +272,178 @@ def _run_with_status(fn: Any, total: int) -> Any:
         Text(f"starting {total} trials ..."), console=err, refresh_per_second=2, transient=True
     ) as live:
         return fn(lambda counts: live.update(render(counts)))
+
+
+# --------------------------------------------------------------------------------------------- fit
+
+
+@app.command("fit")
+def fit_cmd(
+    law: Annotated[str, typer.Option(help="performance | power | chinchilla.")] = "performance",
+    sweep_name: Annotated[
+        str | None, typer.Option("--sweep", help="Sweep name (results/<name>/runs.*).")
+    ] = None,
+    runs: Annotated[str | None, typer.Option(help="Any results table (.csv or .parquet).")] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="Read the trial runs of an MLflow experiment.")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Metric to model, e.g. ndcg@10, hr@10, loss.")] = "ndcg@10",
+    x: Annotated[
+        list[str] | None,
+        typer.Option("--x", help="Variables (depth, width, params, tokens, apen, compute, or a column)."),
+    ] = None,
+    form: Annotated[
+        str, typer.Option(help="Performance Law form: per_dataset or tied (D' from tokens and ApEn).")
+    ] = "per_dataset",
+    direction: Annotated[
+        str, typer.Option(help="Power law: rising (metric), falling (loss) or auto.")
+    ] = "auto",
+    holdout: Annotated[
+        str, typer.Option(help="largest:K holds out the K largest configurations; none.")
+    ] = "largest:2",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 1000,
+    which: Annotated[
+        str, typer.Option(help="final (last epoch) or best (best validation epoch) metrics.")
+    ] = "final",
+    track: Annotated[
+        bool, typer.Option(help="Log the fit as an MLflow run under the sweep's parent run.")
+    ] = True,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URI (default: the sweep's, or results/).")
+    ] = None,
+) -> None:
+    """Fit a scaling law to a sweep's results, with bootstrap intervals and a hold-out check.
+
+    Examples:
+
+      scalelab fit --law performance --sweep quickstart
+
+      scalelab fit --law power --sweep hstu_depth --x params --metric hr@10
+
+      scalelab fit --law performance --form tied --sweep data_scaling
+    """
+    from scalelab import fitting
+
+    if holdout != "none" and not holdout.startswith("largest:"):
+        raise UserError(f"--holdout {holdout!r}: use largest:K or none")
+    k = 0 if holdout == "none" else int(holdout.split(":", 1)[1])
+    if bootstrap < 0:
+        raise UserError("--bootstrap must be >= 0")
+    table, sweep_dir, source = fitting.load_runs(sweep_name, runs, experiment, tracking_uri)
+    job = fitting.FitJob(
+        law=law,
+        metric=metric,
+        x=x,
+        form=form,
+        direction=direction,
+        holdout=k,
+        bootstrap=bootstrap,
+        which=which,
+    )
+    with err.status(f"fitting the {law} law ({bootstrap} bootstrap resamples) ...", spinner="dots"):
+        result, rows, _variables = fitting.run_fit(table, job)
+    payload = fitting.fit_payload(result, job, source, rows)
+    out_dir = (sweep_dir or Path("results")) / "fits"
+    json_path, png_path = fitting.write_outputs(result, payload, rows, out_dir, job)
+    if track:
+        fitting.log_to_mlflow(payload, sweep_dir, [json_path, png_path], tracking_uri)
+    _print_fit(payload)
+    out.print(f"fit: {json_path}\nplot: {png_path}")
+
+
+def _print_fit(d: dict[str, Any]) -> None:
+    t = Table(
+        "parameter",
+        "value",
+        "95% interval",
+        title=f"{d['law']} law on {d['metric']} ({d['n_points']} points; {d.get('formula', '')})",
+        title_justify="left",
+    )
+    for k, v in d["params"].items():
+        lo, hi = d["ci95"].get(k, [float("nan"), float("nan")])
+        t.add_row(k, f"{v:.5g}", f"[{lo:.4g}, {hi:.4g}]")
+    out.print(t)
+    if d.get("note"):
+        out.print(f"note: {d['note']}")
+    line = f"in-sample R^2 {d['r2']:.4f}, RMSE {d['rmse']:.4g}"
+    h = d.get("holdout", {})
+    if "mean_rel_error" in h:
+        line += (
+            f"; held out {h['held_out']} largest: mean relative error {h['mean_rel_error']:.2%} "
+            f"(max {h['max_rel_error']:.2%}); predicted best config {h['best_config_predicted']} vs measured "
+            f"{h['best_config_measured']} ({'match' if h['best_config_match'] else 'no match'})"
+        )
+    elif "error" in h:
+        line += f"; hold-out skipped: {h['error']}"
+    out.print(line)
+    if d.get("optimum"):
+        out.print("closed-form optimum: " + ", ".join(f"{k} = {v:.3g}" for k, v in d["optimum"].items()))
+    for w in d.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@app.command("predict")
+def predict_cmd(
+    fit_file: Annotated[Path, typer.Option("--fit", help="A fit JSON written by `scalelab fit`.")],
+    at: Annotated[
+        list[str] | None, typer.Option(help="A configuration, e.g. depth=8,width=64 (repeatable).")
+    ] = None,
+    max_params: Annotated[
+        int | None, typer.Option(help="Budget on non-embedding parameters for the best config.")
+    ] = None,
+    max_depth: Annotated[int, typer.Option(help="Largest depth considered for the best config.")] = 64,
+    max_width: Annotated[int, typer.Option(help="Largest width considered for the best config.")] = 512,
+) -> None:
+    """Predictions (with 95% bootstrap intervals) and the best configuration from a saved fit.
+
+    Example: scalelab predict --fit results/quickstart/fits/performance-ndcg_at_10.json --at depth=8,width=64 --max-params 50000
+    """
+    from scalelab import fitting
+
+    res, d = fitting.load_fit(fit_file)
+    variables = res.law.variables
+    t = Table(
+        *variables, "predicted", "95% interval", title=f"{d['law']} law, {d['metric']}", title_justify="left"
+    )
+    for spec_txt in at or []:
+        try:
+            values = dict(kv.split("=", 1) for kv in spec_txt.split(","))
+            xrow = np.array([[float(values[v]) for v in variables]])
+        except (KeyError, ValueError):
+            raise UserError(
+                f"--at {spec_txt!r}: give every variable, e.g. {','.join(f'{v}=...' for v in variables)}"
+            ) from None
+        lo, hi = res.predict_interval(xrow)
+        t.add_row(*[f"{v:g}" for v in xrow[0]], f"{res.predict(xrow)[0]:.4f}", f"[{lo[0]:.4f}, {hi[0]:.4f}]")
+    if at:
+        out.print(t)
+    fixed = {v: float(np.mean(d["measured_range"][v])) for v in variables[2:]}
+    widths = sorted(
+        {w for w in range(8, max_width + 1, 8)} | {int(w) for w in d["measured_range"].get("width", [])}
+    )
+    best = fitting.best_config(res, d, max_params, list(range(1, max_depth + 1)), widths, fixed)
+    if best is None:
+        if variables[:2] == ["depth", "width"]:
+            raise UserError("no candidate configuration fits the budget")
+        return
+    budget = f" with at most {max_params:,} non-embedding parameters" if max_params else ""
+    out.print(
+        f"best configuration{budget}: depth {best['depth']}, width {best['width']}"
+        + (
+            f" ({best['non_embedding_params']:,} non-embedding params)"
+            if best["non_embedding_params"]
+            else ""
+        )
+        + f": predicted {d['metric']} {best['predicted']:.4f}, 95% interval [{best['ci95'][0]:.4f}, {best['ci95'][1]:.4f}]"
+    )
+    lo_d, hi_d = d["measured_range"]["depth"]
+    lo_w, hi_w = d["measured_range"]["width"]
+    if not (lo_d <= best["depth"] <= hi_d and lo_w <= best["width"] <= hi_w):
+        err.print(
+            f"[yellow]warning:[/] outside the measured range (depth {lo_d:g}-{hi_d:g}, width {lo_w:g}-{hi_w:g}): "
+            "an extrapolation",
+            highlight=False,
+        )
 
 
 # ------------------------------------------------------------------------------------------- model

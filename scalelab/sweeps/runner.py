@@ -368,7 +368,7 @@ def run_sweep(
         parent.log_params({"sweep": spec.name, "cells": len(cells), "description": spec.description[:500]})
 
         def logger_factory(cell: Cell, run_id: str | None) -> Any:
-            return RunLogger(
+            lg = RunLogger(
                 uri,
                 spec.tracking.experiment,
                 cell.config.name,
@@ -381,6 +381,8 @@ def run_sweep(
                 run_id=run_id,
                 parent_run_id=parent.run_id,
             )
+            lg.log_params(cell.config.model_dump(mode="json", exclude={"tracking", "output_dir"}))
+            return lg
 
     cb = _DriverCallback(root, by_id, state, counts, logger_factory, cells[0].config.eval.monitor)
     try:

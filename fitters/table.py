@@ -1,0 +1,79 @@
+"""Turning a results table (scalelab's runs.csv/parquet, or any table) into law inputs."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Friendly variable names -> columns of scalelab's runs table.
+ALIASES = {
+    "depth": "depth",
+    "width": "width",
+    "params": "non_embedding_params",
+    "non_embedding_params": "non_embedding_params",
+    "total_params": "total_params",
+    "embedding_params": "embedding_params",
+    "tokens": "data_train_targets_per_epoch",
+    "apen": "data_apen_m2_last50_pooled",
+    "compute": "flops_per_epoch",
+    "fraction": "data_fraction",
+}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{p}: no such file")
+    if p.suffix == ".parquet":
+        return pd.read_parquet(p)
+    return pd.read_csv(p)
+
+
+def metric_column(table: pd.DataFrame, metric: str, which: str = "final") -> str:
+    """`ndcg@10` -> `final_ndcg@10` (or best_...) when the table is a scalelab runs table."""
+    for col in (f"{which}_{metric}", metric):
+        if col in table.columns:
+            return col
+    known = sorted(c.removeprefix(f"{which}_") for c in table.columns if c.startswith(f"{which}_"))
+    raise ValueError(
+        f"the results table has no metric {metric!r}" + (f" (has: {', '.join(known)})" if known else "")
+    )
+
+
+def variable_column(table: pd.DataFrame, name: str) -> str:
+    col = ALIASES.get(name, name)
+    if col not in table.columns:
+        raise ValueError(f"the results table has no column for variable {name!r} (looked for {col!r})")
+    return col
+
+
+def select(
+    table: pd.DataFrame,
+    variables: list[str],
+    metric: str,
+    which: str = "final",
+    status: str | None = "finished",
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """(X, y, rows used). Rows of other statuses are skipped; non-finite rows are dropped with a
+    warning that counts them."""
+    if status is not None and "status" in table.columns:
+        table = table[table["status"] == status]
+    ycol = metric_column(table, metric, which)
+    xcols = [variable_column(table, v) for v in variables]
+    sub = table[[*xcols, ycol]].apply(pd.to_numeric, errors="coerce")
+    ok = np.isfinite(sub.to_numpy(dtype=float)).all(axis=1)
+    positive = (sub[xcols] > 0).all(axis=1).to_numpy()
+    dropped = int((~ok).sum())
+    if dropped:
+        warnings.warn(f"dropped {dropped} row(s) with missing or non-finite values", stacklevel=2)
+    nonpos = int((ok & ~positive).sum())
+    if nonpos:
+        warnings.warn(
+            f"dropped {nonpos} row(s) with non-positive variables (laws take logarithms)", stacklevel=2
+        )
+    keep = ok & positive
+    rows = table[keep]
+    return sub[xcols].to_numpy(dtype=float)[keep], sub[ycol].to_numpy(dtype=float)[keep], rows
