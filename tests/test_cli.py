@@ -121,3 +121,29 @@ def test_train_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
         run("train", *small, "--set", "model.width=16", "-o", str(tmp_path / "r")),
         "checkpoint of a different configuration",
     )
+
+
+def test_fit_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rows = [{"depth": d, "width": w, "status": "finished", "final_ndcg@10": 0.1 + 0.01 * d + 0.001 * w}
+            for d in (1, 2, 4) for w in (8, 16)]  # fmt: skip
+    table = tmp_path / "runs.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    common = ["fit", "--runs", str(table), "--no-track", "--bootstrap", "10"]
+    assert_one_line_error(run(*common, "--metric", "hr@10"), "no metric 'hr@10'")
+    assert_one_line_error(run(*common, "--law", "nope"), "unknown law 'nope'")
+    small = tmp_path / "small.csv"
+    pd.DataFrame(rows[:3]).to_csv(small, index=False)
+    assert_one_line_error(run("fit", "--runs", str(small), "--no-track"), "cannot determine the 5 parameters")
+    # non-finite rows are dropped with a warning that counts them, and the fit goes on
+    bad = pd.DataFrame(rows)
+    bad.loc[0, "final_ndcg@10"] = float("nan")
+    bad.loc[1, "final_ndcg@10"] = float("inf")
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    p = run("fit", "--runs", str(path), "--no-track", "--law", "power", "--x", "depth", "--bootstrap", "20",
+            "--holdout", "none")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "dropped 2 row(s)" in p.stderr
+    assert (tmp_path / "fits" / "power-ndcg_at_10.json").exists()

@@ -122,7 +122,7 @@ def test_table_selection_drops_non_finite_rows_with_a_count() -> None:
     t = pd.DataFrame({"depth": [1, 2, 4, 8], "width": [8, 8, 8, np.nan], "final_ndcg@10": [0.1, np.inf, 0.3, 0.2],
                       "status": ["finished"] * 4})  # fmt: skip
     with pytest.warns(UserWarning, match="dropped 2 row"):
-        X, y, _ = select(t, ["depth", "width"], "ndcg@10")
+        _X, y, _ = select(t, ["depth", "width"], "ndcg@10")
     assert len(y) == 2
     with pytest.raises(ValueError, match="no metric 'hr@10'"):
         select(t, ["depth", "width"], "hr@10")
