@@ -64,7 +64,7 @@ def test_resume_continues_to_the_same_result(tmp_path: Path) -> None:
 
 def test_killed_process_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     args = [
-        "--set", "data.synthetic.num_users=2000", "--set", "data.synthetic.num_items=200",
+        "--set", "data.synthetic.num_users=1200", "--set", "data.synthetic.num_items=200",
         "--set", "data.synthetic.mean_seq_len=30", "--set", "data.max_seq_len=30", "--set", "model.width=16",
         "--set", "model.depth=1", "--set", "train.epochs=3", "--set", "train.batch_size=32",
         "--set", "train.num_negatives=32", "--set", "train.device=cpu", "--set", "eval.ks=[10]",
@@ -144,8 +144,8 @@ def test_training_on_ml100k_beats_popularity(tmp_path: Path) -> None:
     pop = popularity_ndcg(path)
     cfg = load_config(
         None,
-        [f"data.path={path}", "data.max_seq_len=50", "model.width=32", "model.depth=1", "train.epochs=8",
-         "train.batch_size=64", "train.device=cpu", "eval.ks=[10]", "train.eval_every=4"],
+        [f"data.path={path}", "data.max_seq_len=50", "model.width=32", "model.depth=1", "train.epochs=6",
+         "train.batch_size=64", "train.device=cpu", "eval.ks=[10]", "train.eval_every=3"],
     )  # fmt: skip
     s = train_run(cfg, tmp_path / "ml100k")
     got = s["best_test"]["ndcg@10"]
