@@ -67,9 +67,9 @@ def cell_ids(path: Path) -> list[str]:
 def test_sweep_tracks_retries_and_marks_divergence(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "faults")
     ids = cell_ids(spec)
-    faults = f"crash_once@{ids[0]},nan@{ids[1]}"
+    faults = f"crash_once@{ids[0]},nan@{ids[1]},crash@{ids[2]}"
     p = sweep(str(spec), env={"SCALELAB_FAULTS": faults})
-    assert p.returncode == 1, p.stderr  # one diverged trial -> non-zero exit
+    assert p.returncode == 1, p.stderr  # a diverged and a failed trial -> non-zero exit
     assert "diverged" in p.stderr and "Traceback" not in p.stderr, p.stderr[-3000:]
     table = pd.read_csv(tmp_path / "faults" / "runs.csv")
     assert len(table) == 4
@@ -77,7 +77,9 @@ def test_sweep_tracks_retries_and_marks_divergence(tmp_path: Path) -> None:
     assert status[ids[0]] == "finished"  # crashed once, retried, resumed
     assert status[ids[1]] == "diverged"
     assert "loss became nan" in table.set_index("cell_id").loc[ids[1], "failure_reason"]
-    assert all(status[c] == "finished" for c in ids[2:])
+    assert status[ids[2]] == "failed"  # crashed on every attempt: retried, then marked failed
+    assert "injected crash" in table.set_index("cell_id").loc[ids[2], "failure_reason"]
+    assert status[ids[3]] == "finished"
     crashed = json.loads((tmp_path / "faults" / "trials" / ids[0] / "summary.json").read_text())
     assert crashed["resumed_from_epoch"] == 1  # the retry continued from the checkpoint
     runs = mlflow_runs(tmp_path, "faults")
@@ -88,7 +90,9 @@ def test_sweep_tracks_retries_and_marks_divergence(tmp_path: Path) -> None:
     names = {r.info.run_name for r in children}
     assert "hstu-L1-D8-f1.00-s42" in names
     finished = [r for r in children if r.data.tags.get("status") == "finished"]
-    assert len(finished) == 3 and all("hr_at_10" in r.data.metrics for r in finished)
+    assert len(finished) == 2 and all("hr_at_10" in r.data.metrics for r in finished)
+    failed = [r for r in children if r.data.tags.get("status") == "failed"]
+    assert len(failed) == 1 and "injected crash" in failed[0].data.tags["failure_reason"]
     # the per-epoch history is there: step = epoch
     from mlflow.tracking import MlflowClient
 
