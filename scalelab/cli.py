@@ -446,6 +446,78 @@ def predict_cmd(
         )
 
 
+# ---------------------------------------------------------------------------------------- report
+
+
+@app.command("report")
+def report_cmd(
+    sweep_name: Annotated[str, typer.Argument(help="Sweep name (results/<name>/) or its directory.")],
+    compare: Annotated[
+        list[str] | None, typer.Option(help="Other sweeps to compare at equal sizes (repeatable).")
+    ] = None,
+    track: Annotated[
+        bool, typer.Option(help="Also log the report as artifacts of the sweep's parent MLflow run.")
+    ] = True,
+) -> None:
+    """Write results/<sweep>/report/: HTML and Markdown with the paper-style table, scaling plots,
+    learning curves and the fitted laws (run `scalelab fit` first to include them).
+
+    Example: scalelab report quickstart --compare hstu_depth
+    """
+    from scalelab.report import write_report
+
+    out_dir = write_report(sweep_name, compare)
+    if track:
+        _log_report(out_dir)
+    out.print(f"report: {out_dir / 'report.html'} (and report.md)")
+
+
+def _log_report(out_dir: Path) -> None:
+    sweep_state = out_dir.parent / "sweep.json"
+    if not sweep_state.exists():
+        return
+    from mlflow.tracking import MlflowClient
+
+    state = json.loads(sweep_state.read_text())
+    client = MlflowClient(state["tracking_uri"])
+    for f in sorted(out_dir.iterdir()):
+        client.log_artifact(state["parent_run_id"], str(f), artifact_path="report")
+
+
+@app.command("ui")
+def ui_cmd(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind (127.0.0.1 keeps it local).")] = "127.0.0.1",
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow store (default: sqlite under results/).")
+    ] = None,
+) -> None:
+    """Serve the MLflow dashboard on the project's tracking store: sweeps are parent runs with their
+    trials as children; filter with tags.sweep = 'NAME'."""
+    import subprocess
+
+    from scalelab.tracking.mlflow_run import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    out.print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    try:
+        raise typer.Exit(subprocess.call(cmd))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
 # ------------------------------------------------------------------------------------------- model
 
 
