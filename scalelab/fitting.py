@@ -190,7 +190,7 @@ def plot_fit(result: FitResult, rows: pd.DataFrame, job: FitJob, path: Path) -> 
         dtype=float
     )
     held = {tuple(r["x"]) for r in result.holdout.get("rows", [])}
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, (ax, rax) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
     groups = np.unique(X[:, 1]) if X.shape[1] > 1 else [None]
     cmap = plt.get_cmap("viridis", max(2, len(groups)))
     for gi, gval in enumerate(groups):
@@ -229,6 +229,17 @@ def plot_fit(result: FitResult, rows: pd.DataFrame, job: FitJob, path: Path) -> 
         ax.scatter([], [], s=160, facecolors="none", edgecolors="red", label="held out")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    # residuals against the fitted value: structure here means the law misses a trend
+    fitted = result.predict(X)
+    rax.axhline(0, color="gray", lw=0.8)
+    rax.scatter(fitted, y - fitted, color="tab:blue")
+    for i, row in enumerate(X):
+        if tuple(row.tolist()) in held:
+            rax.scatter([fitted[i]], [y[i] - fitted[i]], s=160, facecolors="none", edgecolors="red")
+    rax.set_xlabel(f"fitted {job.metric}")
+    rax.set_ylabel(f"measured - fitted {job.metric}")
+    rax.set_title("Residuals")
+    rax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
