@@ -137,22 +137,34 @@ def free_port() -> int:
 
 
 def test_sweep_on_an_existing_ray_cluster(tmp_path: Path) -> None:
+    """A head started with `ray start --head` (in --block mode, so that stopping it means ending that
+    process group: a plain `ray stop` would also stop every other Ray on the machine)."""
     ray = str(Path(sys.executable).parent / "ray")
     port = free_port()
     env = {**os.environ, "RAY_ADDRESS": ""}
-    start = subprocess.run(
-        [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        capture_output=True, text=True, timeout=120, env=env,
+    head = subprocess.Popen(
+        [ray, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )  # fmt: skip
-    assert start.returncode == 0, start.stderr
     try:
         spec = write_spec(tmp_path, "cluster", grid={"model.depth": [1], "model.width": [8, 16]})
-        p = sweep(str(spec), "--address", f"127.0.0.1:{port}")
-        assert p.returncode == 0, p.stderr
+        deadline = time.time() + 120
+        p = None
+        while time.time() < deadline:  # the head needs a few seconds before it accepts drivers
+            p = sweep(str(spec), "--address", f"127.0.0.1:{port}")
+            if p.returncode == 0 or "cannot start or reach Ray" not in p.stderr:
+                break
+            time.sleep(3)
+        assert p is not None and p.returncode == 0, p.stderr if p else "no attempt"
         table = pd.read_csv(tmp_path / "cluster" / "runs.csv")
         assert len(table) == 2 and (table["status"] == "finished").all()
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize(
