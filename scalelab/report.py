@@ -103,50 +103,49 @@ def make_plots(table: pd.DataFrame, root: Path, out: Path) -> list[tuple[str, Pa
         done["label"] = done["label"] + " D" + done["width"].astype(str)
     plots: list[tuple[str, Path]] = []
 
+    def size_plot(x: str, y: str, xlabel: str, ylabel: str, title: str, name: str) -> None:
+        """One line per family/variant, log x axis."""
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+        _scatter_lines(ax, done, x, y)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / name)
+        plt.close(fig)
+        plots.append((title, out / name))
+
+    params = "non-embedding parameters (log scale)"
     for metric in METRICS:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        _scatter_lines(ax, done, "non_embedding_params", f"final_{metric}")
-        ax.set_xscale("log")
-        ax.set_xlabel("non-embedding parameters (log scale)")
-        ax.set_ylabel(f"{metric.upper()} (test, full ranking)")
-        ax.set_title(f"{metric.upper()} against model size")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out / f"scaling_{metric.replace('@', '_at_')}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        plots.append((f"{metric.upper()} against non-embedding parameters", path))
-
+        size_plot(
+            "non_embedding_params",
+            f"final_{metric}",
+            params,
+            f"{metric.upper()} (test, full ranking)",
+            f"{metric.upper()} against non-embedding parameters",
+            f"scaling_{metric.replace('@', '_at_')}.png",
+        )
     if "final_loss" in done:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        _scatter_lines(ax, done, "non_embedding_params", "final_loss")
-        ax.set_xscale("log")
-        ax.set_xlabel("non-embedding parameters (log scale)")
-        ax.set_ylabel("training loss (last epoch, nats)")
-        ax.set_title("Training loss against model size")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out / "scaling_loss.png"
-        fig.savefig(path)
-        plt.close(fig)
-        plots.append(("Training loss against non-embedding parameters", path))
-
+        size_plot(
+            "non_embedding_params",
+            "final_loss",
+            params,
+            "training loss (last epoch, nats)",
+            "Training loss against non-embedding parameters",
+            "scaling_loss.png",
+        )
     if done["data_fraction"].nunique() > 1 and "data_train_targets_per_epoch" in done:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        _scatter_lines(ax, done, "data_train_targets_per_epoch", "final_ndcg@10")
-        ax.set_xscale("log")
-        ax.set_xlabel("training tokens (targets per epoch, log scale)")
-        ax.set_ylabel("NDCG@10 (test)")
-        ax.set_title("NDCG@10 against data")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out / "data_scaling.png"
-        fig.savefig(path)
-        plt.close(fig)
-        plots.append(("NDCG@10 against training tokens", path))
+        size_plot(
+            "data_train_targets_per_epoch",
+            "final_ndcg@10",
+            "training tokens (targets per epoch, log scale)",
+            "NDCG@10 (test)",
+            "NDCG@10 against training tokens",
+            "data_scaling.png",
+        )
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     drawn = 0

@@ -250,3 +250,14 @@ class SwiGLU(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.w2(F.silu(self.w1(z)) * self.w3(z))
+
+
+def init_gpt_style(blocks: nn.Module, depth: int, residual_outputs: tuple[str, ...]) -> None:
+    """GPT-2 initialisation: weights N(0, 0.02), the projections that write into the residual stream
+    scaled by 1/sqrt(2 L), linear biases zero."""
+    for name, p in blocks.named_parameters():
+        if p.dim() > 1:
+            std = 0.02 / math.sqrt(2 * depth) if name.endswith(residual_outputs) else 0.02
+            nn.init.normal_(p, 0.0, std)
+        elif name.endswith("bias") and "ln" not in name and "norm" not in name:
+            nn.init.zeros_(p)

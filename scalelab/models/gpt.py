@@ -6,13 +6,11 @@ Init as GPT-2: normal(0, 0.02), residual output projections scaled by 1/sqrt(2 L
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from scalelab.models.base import Context, Encoder, RetrievalModel
-from scalelab.models.blocks import MultiHeadSelfAttention
+from scalelab.models.blocks import MultiHeadSelfAttention, init_gpt_style
 from scalelab.models.registry import ModelSpec
 
 
@@ -37,16 +35,7 @@ class GPT(Encoder):
         super().__init__()
         self.blocks = nn.ModuleList(GPTBlock(spec) for _ in range(spec.depth))
         self.ln_f = nn.LayerNorm(spec.width)
-        for name, p in self.blocks.named_parameters():
-            if p.dim() > 1:
-                std = (
-                    0.02 / math.sqrt(2 * spec.depth)
-                    if name.endswith(("attn.o.weight", "mlp.2.weight"))
-                    else 0.02
-                )
-                nn.init.normal_(p, 0.0, std)
-            elif name.endswith("bias") and "ln" not in name:
-                nn.init.zeros_(p)
+        init_gpt_style(self.blocks, spec.depth, ("attn.o.weight", "mlp.2.weight"))
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         for block in self.blocks:

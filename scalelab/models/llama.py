@@ -7,13 +7,11 @@ projections scaled by 1/sqrt(2 L).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from scalelab.models.base import Context, Encoder, RetrievalModel
-from scalelab.models.blocks import MultiHeadSelfAttention, RotaryEmbedding, SwiGLU
+from scalelab.models.blocks import MultiHeadSelfAttention, RotaryEmbedding, SwiGLU, init_gpt_style
 from scalelab.models.registry import ModelSpec
 
 
@@ -37,14 +35,7 @@ class Llama(Encoder):
         self.rope = RotaryEmbedding(spec.head_dim, spec.max_len)
         self.blocks = nn.ModuleList(LlamaBlock(spec) for _ in range(spec.depth))
         self.norm = nn.RMSNorm(spec.width, eps=1e-6)
-        for name, p in self.blocks.named_parameters():
-            if p.dim() > 1:
-                std = (
-                    0.02 / math.sqrt(2 * spec.depth)
-                    if name.endswith(("attn.o.weight", "ffn.w2.weight"))
-                    else 0.02
-                )
-                nn.init.normal_(p, 0.0, std)
+        init_gpt_style(self.blocks, spec.depth, ("attn.o.weight", "ffn.w2.weight"))
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         for block in self.blocks:
