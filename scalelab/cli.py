@@ -385,6 +385,9 @@ def _print_fit(d: dict[str, Any]) -> None:
 @app.command("predict")
 def predict_cmd(
     fit_file: Annotated[Path, typer.Option("--fit", help="A fit JSON written by `scalelab fit`.")],
+    law: Annotated[
+        str | None, typer.Option(help="Expected law of the fit (checked against the file).")
+    ] = None,
     at: Annotated[
         list[str] | None, typer.Option(help="A configuration, e.g. depth=8,width=64 (repeatable).")
     ] = None,
@@ -401,6 +404,8 @@ def predict_cmd(
     from scalelab import fitting
 
     res, d = fitting.load_fit(fit_file)
+    if law is not None and law != d["law"]:
+        raise UserError(f"{fit_file}: holds a {d['law']} fit, not {law}")
     variables = res.law.variables
     t = Table(
         *variables, "predicted", "95% interval", title=f"{d['law']} law, {d['metric']}", title_justify="left"
