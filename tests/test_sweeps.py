@@ -165,6 +165,8 @@ def test_sweep_on_an_existing_ray_cluster(tmp_path: Path) -> None:
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+        # `ray stop` would also forget the cluster address it recorded; do that part too
+        Path("/tmp/ray/ray_current_cluster").unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(

@@ -187,7 +187,9 @@ def _ray_init(address: str | None, num_cpus: int | None = None, env: dict[str, s
         kwargs["runtime_env"] = {"env_vars": env}
     try:
         if address is None:
-            ray.init(num_cpus=num_cpus, **kwargs)
+            # "local" always starts a private Ray: a bare ray.init() would attach to whatever cluster
+            # `ray start` last recorded on this machine (even a dead one), which --address is for.
+            ray.init(address="local", num_cpus=num_cpus, **kwargs)
         else:
             ray.init(address=address, **kwargs)
     except Exception as e:  # ConnectionError, RuntimeError, ValueError depending on the address
