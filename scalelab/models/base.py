@@ -47,6 +47,19 @@ class Encoder(nn.Module):
         return self.forward(x, ctx)[torch.arange(x.shape[0], device=x.device), last]
 
 
+class BlockStack(Encoder):
+    """Blocks applied in order; `blocks` keeps the state-dict keys `encoder.blocks.<i>.*`."""
+
+    def __init__(self, blocks: list[nn.Module]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, ctx)
+        return x
+
+
 class RetrievalModel(nn.Module):
     """Item embedding + (absolute positions) -> encoder -> per-position user representation."""
 

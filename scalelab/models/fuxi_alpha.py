@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.models.base import Context, Encoder, RetrievalModel
+from scalelab.models.base import BlockStack, Context, RetrievalModel
 from scalelab.models.blocks import RelativeBias, SwiGLU, causal_mask, merge_heads, rms_norm, split_heads
 from scalelab.models.registry import ModelSpec
 
@@ -66,15 +66,9 @@ class FuXiBlock(nn.Module):
         return x1 + self.ffn(self.dropout(rms_norm(x1)))
 
 
-class FuXiAlpha(Encoder):
+class FuXiAlpha(BlockStack):
     def __init__(self, spec: ModelSpec) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(FuXiBlock(spec) for _ in range(spec.depth))
-
-    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x, ctx)
-        return x
+        super().__init__([FuXiBlock(spec) for _ in range(spec.depth)])
 
 
 def build(spec: ModelSpec, num_items: int) -> RetrievalModel:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.models.base import Context, Encoder, RetrievalModel
+from scalelab.models.base import BlockStack, Context, RetrievalModel
 from scalelab.models.blocks import (
     RelativeBias,
     layer_norm,
@@ -72,16 +72,10 @@ class HSTUBlock(nn.Module):
         return y[:, 0]
 
 
-class HSTU(Encoder):
+class HSTU(BlockStack):
     def __init__(self, spec: ModelSpec) -> None:
-        super().__init__()
+        super().__init__([HSTUBlock(spec) for _ in range(spec.depth)])
         self.spec = spec
-        self.blocks = nn.ModuleList(HSTUBlock(spec) for _ in range(spec.depth))
-
-    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x, ctx)
-        return x
 
     def forward_last(self, x: torch.Tensor, ctx: Context, last: torch.Tensor) -> torch.Tensor:
         if self.spec.attention != "silu":

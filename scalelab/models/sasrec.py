@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.models.base import Context, Encoder, RetrievalModel
+from scalelab.models.base import BlockStack, Context, RetrievalModel
 from scalelab.models.blocks import MultiHeadSelfAttention, RelativeBias
 from scalelab.models.registry import ModelSpec
 
@@ -61,18 +61,12 @@ class SASRecBlock(nn.Module):
         return x * ctx.valid[..., None]
 
 
-class SASRecEncoder(Encoder):
+class SASRecEncoder(BlockStack):
     def __init__(self, spec: ModelSpec) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(SASRecBlock(spec) for _ in range(spec.depth))
+        super().__init__([SASRecBlock(spec) for _ in range(spec.depth)])
         for name, p in self.blocks.named_parameters():  # Meta's SASRec: xavier-normal weights
             if p.dim() > 1 and "rab" not in name:
                 nn.init.xavier_normal_(p)
-
-    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x, ctx)
-        return x
 
 
 def build(spec: ModelSpec, num_items: int) -> RetrievalModel:
