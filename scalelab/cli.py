@@ -199,8 +199,16 @@ def sweep(
         f"{spec.name}: {c.done} finished, {c.skipped} already done, {c.diverged} diverged, {c.failed} failed "
         f"of {c.total}; runs table: {outcome.root / 'runs.csv'}"
     )
+    if outcome.undelivered:
+        err.print(
+            f"[red]error:[/] the tracking store did not take {outcome.undelivered} writes ({outcome.tracking_error}); "
+            f"they are kept in {outcome.spool}: re-run the same command to deliver them",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
     if outcome.exit_code:
-        bad = outcome.table[outcome.table["status"].isin(["failed", "diverged"])]
+        bad = outcome.table[outcome.table["status"].isin(["failed", "diverged", "oom"])]
         for _, row in bad.iterrows():
             err.print(
                 f"  {row['name']} ({row['cell_id']}): {row['status']}: {row['failure_reason']}",
@@ -799,8 +807,17 @@ def main(argv: list[str] | None = None) -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as e:  # a bug, not a user error: say so on one line unless debugging
+        import errno
+
         if os.environ.get("SCALELAB_DEBUG"):
             raise
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            err.print(
+                f"[red]error:[/] cannot write {e.filename or ''}: {e.strerror}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.exit(2)
         err.print(
             f"[red]internal error:[/] {e.__class__.__name__}: {e} (set SCALELAB_DEBUG=1 for the traceback)",
             highlight=False,

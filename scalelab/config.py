@@ -240,6 +240,14 @@ class TrackingConfig(StrictModel):
 
     mlflow_uri: str | None = Field(None, description="MLflow tracking URI; null = sqlite under results/.")
     experiment: str = Field("scalelab", min_length=1, description="MLflow experiment name.")
+    drain_timeout_s: float = Field(
+        120.0,
+        ge=0,
+        description="At the end, how long to retry writes the store did not take (then they wait in a spool file).",
+    )
+    step_metrics: bool = Field(
+        False, description="Also log the loss of every optimiser step (metric step_loss, step = global step)."
+    )
 
 
 class RunConfig(StrictModel):

@@ -26,6 +26,7 @@ from scalelab.models.accounting import size_report
 from scalelab.models.registry import resolve
 from scalelab.sweeps import results as res
 from scalelab.sweeps.spec import Cell, SweepSpec
+from scalelab.training.checkpoint import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ class PlannedCell:
     non_embedding_params: int
     flops_per_epoch: float
     memory_mb: float  # rough: parameters, Adam state, activations of one batch
+    total_params: int = 0
+
+    @property
+    def disk_bytes(self) -> int:
+        """What the trial writes: checkpoint (model + 2 Adam moments), best model, Tune's copy."""
+        return self.total_params * 4 * (3 + 1 + 3) + (1 << 20)
 
     def row(self) -> dict[str, Any]:
         c = self.cell.config
@@ -105,6 +112,7 @@ def plan(spec: SweepSpec, cells: list[Cell]) -> list[PlannedCell]:
                 size.non_embedding_params,
                 size.flops_per_epoch(targets),
                 memory,
+                size.total_params,
             )
         )
     return planned
@@ -138,6 +146,33 @@ def preflight(planned: list[PlannedCell], available: dict[str, float], source: s
                     f"{source}: cell {p.cell.cell_id} ({p.cell.config.name}) asks for {k}={need:g} per trial but the "
                     f"cluster has {available.get(k, 0.0):g} {k.upper()}"
                 )
+
+
+def check_writable(root: Path) -> None:
+    """Refuse a results directory that cannot be created or written (a probe file, not os.access,
+    which says yes to root on a read-only file system)."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".probe"):
+            pass
+    except OSError as e:
+        raise UserError(f"{root}: results directory is not writable ({e.strerror or e})") from None
+
+
+MIN_FREE_BYTES = 256 << 20  # room for tables, MLflow and Ray's own files beyond the checkpoints
+
+
+def check_free_space(root: Path, need: int) -> None:
+    import shutil
+
+    free = shutil.disk_usage(root).free
+    if free < need + MIN_FREE_BYTES:
+        raise UserError(
+            f"{root}: {free / 2**20:,.0f} MiB free, the pending trials need about "
+            f"{(need + MIN_FREE_BYTES) / 2**20:,.0f} MiB (checkpoints and logs); free space or set output_dir"
+        )
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -208,49 +243,31 @@ class _DriverCallback:
         cells: dict[str, Cell],
         state: dict[str, dict[str, Any]],
         counts: Counts,
-        logger_factory: Callable[[Cell, str | None], Any] | None,
+        loggers: dict[str, Any],
         monitor: str,
     ) -> None:
         self.root, self.cells, self.state, self.counts = root, cells, state, counts
-        self.logger_factory = logger_factory
-        self.loggers: dict[str, Any] = {}
+        self.loggers = loggers  # cell id -> RunLogger (empty when not tracking)
         self.monitor = monitor
         self.t0: dict[str, float] = {}
-
-    def _logger(self, cid: str) -> Any:
-        if self.logger_factory is None:
-            return None
-        if cid not in self.loggers:
-            lg = self.logger_factory(self.cells[cid], self.state.get(cid, {}).get("run_id"))
-            self.loggers[cid] = lg
-            self.state.setdefault(cid, {})["run_id"] = lg.run_id
-            res.write_state(self.root, self.state)
-        return self.loggers[cid]
 
     def on_start(self, cid: str) -> None:
         self.t0[cid] = time.time()
         self.state.setdefault(cid, {})["status"] = "running"
         self.counts.running += 1
-        lg = self._logger(cid)
+        lg = self.loggers.get(cid)
         if lg is not None:
+            lg.set_status("RUNNING")
             lg.set_tags({"status": "running"})
         res.write_state(self.root, self.state)
 
     def on_result(self, cid: str, result: dict[str, Any]) -> None:
-        lg = self._logger(cid)
+        lg = self.loggers.get(cid)
         if "epoch" in result and "status" not in result:
-            metrics = {
-                k: v
-                for k, v in result.items()
-                if isinstance(v, (int, float))
-                and k != "epoch"
-                and (
-                    k in ("loss", "epoch_time_s", "targets_per_s", "peak_memory_mb", "lr")
-                    or k.startswith(("valid_", "test_"))
-                )
-            }
             if lg is not None:
-                lg.log_metrics(metrics, step=int(result["epoch"]))
+                lg.log_metrics(epoch_metrics(result), step=int(result["epoch"]))
+                if result.get("step_losses"):
+                    lg.log_series("step_loss", list(result["step_losses"]), int(result["first_step"]))
             value = result.get(f"valid_{self.monitor}", result.get(f"test_{self.monitor}"))
             if value is not None and (self.counts.best is None or value > self.counts.best[1]):
                 self.counts.best = (self.cells[cid].config.name, float(value))
@@ -260,24 +277,21 @@ class _DriverCallback:
         st = self.state.setdefault(cid, {})
         st["wall_time_s"] = st.get("wall_time_s", 0.0) + time.time() - self.t0.get(cid, time.time())
         summary = res.trial_summary(self.root, cid)
-        lg = self._logger(cid)
-        if not error and summary is not None and summary.get("status") in ("finished", "diverged"):
+        lg = self.loggers.get(cid)
+        if not error and summary is not None and summary.get("status") in ("finished", "diverged", "oom"):
             st["status"] = summary["status"]
-            if summary["status"] == "diverged":
-                st["failure_reason"] = summary.get("failure_reason")
-                self.counts.diverged += 1
-            else:
+            if summary["status"] == "finished":
                 self.counts.done += 1
                 self.counts.finished_times.append(st["wall_time_s"])
+            else:
+                st["failure_reason"] = summary.get("failure_reason")
+                if summary["status"] == "diverged":
+                    self.counts.diverged += 1
+                else:
+                    self.counts.failed += 1
             if lg is not None:
-                _log_final(lg, summary)
-                lg.set_tags(
-                    {
-                        "status": st["status"],
-                        **({"failure_reason": st.get("failure_reason")} if st.get("failure_reason") else {}),
-                    }
-                )
-                lg.finish("FINISHED" if st["status"] == "finished" else "FAILED")
+                record_summary(lg, summary)
+                st["tracked"] = True
         else:
             err_file = self.root / "trials" / cid / "error.txt"
             st["status"] = "failed"
@@ -286,10 +300,60 @@ class _DriverCallback:
             )
             self.counts.failed += 1
             if lg is not None:
+                if summary is not None:
+                    backfill(lg, summary)
                 lg.set_tags({"status": "failed", "failure_reason": st["failure_reason"][:5000]})
                 lg.finish("FAILED")
         res.write_state(self.root, self.state)
         res.write_table(self.root, res.build_table(self.root, list(self.cells.values()), self.state))
+
+
+_EPOCH_KEYS = ("loss", "epoch_time_s", "targets_per_s", "peak_memory_mb", "lr")
+
+
+def epoch_metrics(record: dict[str, Any]) -> dict[str, float]:
+    """The per-epoch metrics of a trial report or a summary history entry."""
+    return {
+        k: v
+        for k, v in record.items()
+        if isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and (k in _EPOCH_KEYS or k.startswith(("valid_", "test_")))
+    }
+
+
+def backfill(lg: Any, summary: dict[str, Any]) -> None:
+    """Log the epochs (and step losses) of the run's history that the store does not have yet:
+    reports lost when the driver died, or sent by a trial attempt that was killed."""
+    history = summary.get("history") or []
+    if not history:
+        return
+    have = lg.logged_steps("loss")
+    for h in history:
+        if int(h["epoch"]) not in have:
+            lg.log_metrics(epoch_metrics(h), step=int(h["epoch"]))
+    if any("step_losses" in h for h in history):
+        have_steps = lg.logged_steps("step_loss")
+        for h in history:
+            losses, first = h.get("step_losses") or [], int(h.get("first_step", 1))
+            missing = [i for i in range(len(losses)) if first + i not in have_steps]
+            if len(missing) == len(losses):
+                lg.log_series("step_loss", losses, first)
+            else:
+                for i in missing:
+                    lg.log_series("step_loss", [losses[i]], first + i)
+
+
+def record_summary(lg: Any, summary: dict[str, Any]) -> None:
+    """Complete a finished (or diverged / oom) trial's MLflow run from its summary, idempotently."""
+    backfill(lg, summary)
+    if summary["status"] == "finished" and not lg.logged_steps("final_" + summary.get("monitor", "ndcg@10")):
+        _log_final(lg, summary)
+    tags = {"status": summary["status"]}
+    if summary.get("failure_reason"):
+        tags["failure_reason"] = summary["failure_reason"]
+    lg.set_tags(tags)
+    lg.finish("FINISHED" if summary["status"] == "finished" else "FAILED")
 
 
 def _log_final(lg: Any, summary: dict[str, Any]) -> None:
@@ -315,9 +379,14 @@ class SweepOutcome:
     table: Any
     counts: Counts
 
+    undelivered: int = 0  # tracking writes the store did not take (kept in the spool)
+    spool: Path | None = None
+    tracking_error: str = ""
+
     @property
     def exit_code(self) -> int:
-        return 0 if self.counts.failed == 0 and self.counts.diverged == 0 else 1
+        ok = self.counts.failed == 0 and self.counts.diverged == 0 and self.undelivered == 0
+        return 0 if ok else 1
 
 
 def run_sweep(
@@ -330,9 +399,7 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run every cell that is not done yet; returns the runs table and the counts."""
     root = spec.results_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    if not os.access(root, os.W_OK):
-        raise UserError(f"{root}: results directory is not writable")
+    check_writable(root)
     address = address or spec.address
     cells = absolute_data_paths(cells)
     planned = plan(spec, cells)
@@ -349,44 +416,16 @@ def run_sweep(
             state.setdefault(p.cell.cell_id, {})["status"] = st
         else:
             todo.append(p)
-    (root / "spec.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=2))
+    check_free_space(root, sum(p.disk_bytes for p in todo))
+    atomic_write_json(spec.model_dump(mode="json"), root / "spec.json")
 
-    logger_factory = None
-    parent = None
+    loggers: dict[str, Any] = {}
+    parent = outbox = None
     if track:
-        from scalelab.tracking.mlflow_run import RunLogger, default_tracking_uri
+        parent, outbox = _open_tracking(spec, root, cells, todo, state, loggers)
+        res.write_state(root, state)
 
-        uri = spec.tracking.mlflow_uri or default_tracking_uri()
-        sweep_state = root / "sweep.json"
-        parent_id = json.loads(sweep_state.read_text()).get("parent_run_id") if sweep_state.exists() else None
-        parent = RunLogger(
-            uri,
-            spec.tracking.experiment,
-            spec.name,
-            tags={"sweep": spec.name, "kind": "sweep"},
-            run_id=parent_id,
-        )
-        sweep_state.write_text(json.dumps({"parent_run_id": parent.run_id, "tracking_uri": uri}))
-        parent.log_params({"sweep": spec.name, "cells": len(cells), "description": spec.description[:500]})
-
-        def logger_factory(cell: Cell, run_id: str | None) -> Any:
-            lg = RunLogger(
-                uri,
-                spec.tracking.experiment,
-                cell.config.name,
-                tags={
-                    "sweep": spec.name,
-                    "cell_id": cell.cell_id,
-                    "family": cell.config.model.family,
-                    "kind": "trial",
-                },
-                run_id=run_id,
-                parent_run_id=parent.run_id,
-            )
-            lg.log_params(cell.config.model_dump(mode="json", exclude={"tracking", "output_dir"}))
-            return lg
-
-    cb = _DriverCallback(root, by_id, state, counts, logger_factory, cells[0].config.eval.monitor)
+    cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.eval.monitor)
     try:
         if todo:
             _run_tune(spec, todo, root, address, cb, status)
@@ -399,7 +438,73 @@ def run_sweep(
             parent.set_tags({f"cells_{k}": v for k, v in statuses.items()})
             parent.log_artifact(root / "runs.csv")
             parent.finish("FINISHED" if statuses.get("finished", 0) == len(cells) else "FAILED")
-    return SweepOutcome(root, table, counts)
+    outcome = SweepOutcome(root, table, counts)
+    if outbox is not None and not outbox.drain(spec.tracking.drain_timeout_s):
+        outcome.undelivered, outcome.spool = len(outbox.pending), outbox.spool
+        outcome.tracking_error = getattr(outbox, "last_error", "")
+    return outcome
+
+
+def _open_tracking(
+    spec: SweepSpec,
+    root: Path,
+    cells: list[Cell],
+    todo: list[PlannedCell],
+    state: dict[str, dict[str, Any]],
+    loggers: dict[str, Any],
+) -> tuple[Any, Any]:
+    """The sweep's parent MLflow run and one child run per cell, created before anything runs (an
+    unusable store is refused up front; later outages are buffered by the outbox). Cells done in an
+    earlier invocation whose runs miss epochs or final metrics (the driver died) are completed."""
+    from scalelab.tracking.mlflow_run import Outbox, RunLogger, default_tracking_uri
+
+    uri = spec.tracking.mlflow_uri or default_tracking_uri()
+    outbox = Outbox(uri, spool=root / "tracking_spool.jsonl")
+    sweep_state = root / "sweep.json"
+    parent_id = json.loads(sweep_state.read_text()).get("parent_run_id") if sweep_state.exists() else None
+    parent = RunLogger(
+        uri,
+        spec.tracking.experiment,
+        spec.name,
+        tags={"sweep": spec.name, "kind": "sweep"},
+        run_id=parent_id,
+        outbox=outbox,
+    )
+    outbox.flush(force=True)  # what an earlier invocation could not deliver goes first
+    atomic_write_json({"parent_run_id": parent.run_id, "tracking_uri": uri}, sweep_state)
+    parent.log_params({"sweep": spec.name, "cells": len(cells), "description": spec.description[:500]})
+
+    def child(cell: Cell, status: str) -> Any:
+        lg = RunLogger(
+            uri,
+            spec.tracking.experiment,
+            cell.config.name,
+            tags={
+                "sweep": spec.name,
+                "cell_id": cell.cell_id,
+                "family": cell.config.model.family,
+                "kind": "trial",
+            },
+            run_id=state.get(cell.cell_id, {}).get("run_id"),
+            parent_run_id=parent.run_id,
+            outbox=outbox,
+            status=status,
+        )
+        state.setdefault(cell.cell_id, {})["run_id"] = lg.run_id
+        lg.log_params(cell.config.model_dump(mode="json", exclude={"tracking", "output_dir"}))
+        return lg
+
+    pending = {p.cell.cell_id for p in todo}
+    for cell in cells:
+        cid = cell.cell_id
+        if cid in pending:
+            loggers[cid] = child(cell, "SCHEDULED")
+        elif not state.get(cid, {}).get("tracked"):
+            summary = res.trial_summary(root, cid)
+            if summary is not None:
+                record_summary(child(cell, "RUNNING"), summary)
+                state[cid]["tracked"] = True
+    return parent, outbox
 
 
 def _run_tune(

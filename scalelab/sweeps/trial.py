@@ -2,8 +2,9 @@
 
 It reports every epoch with a checkpoint (a copy of the run's checkpoint file), so a retried trial
 resumes from its last epoch even on another node; on the same node the run directory already has
-it. A diverged run is a finished trial with status `diverged` (retrying would diverge again); any
-other exception leaves its one-line reason in `error.txt` and propagates, so Tune retries it.
+it. A diverged or out-of-memory run is a finished trial with status `diverged` / `oom` (retrying
+the same config would fail the same way); any other exception leaves its one-line reason in
+`error.txt` and propagates, so Tune retries it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from ray import tune
 
 from scalelab.config import RunConfig
-from scalelab.errors import TrainingDiverged
+from scalelab.errors import OutOfMemory, TrainingDiverged
 from scalelab.training.trainer import EpochRecord, train_run
 
 
@@ -36,14 +37,20 @@ def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root:
             shutil.copyfile(Path(d) / "checkpoint.pt", out / "checkpoint.pt")
 
     def on_epoch(r: EpochRecord) -> None:
+        report: dict[str, Any] = {"epoch": r.epoch, **r.flat()}
+        if cfg.tracking.step_metrics:
+            report.update(step_losses=r.step_losses, first_step=r.first_step)
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copyfile(out / "checkpoint.pt", Path(tmp) / "checkpoint.pt")
-            tune.report({"epoch": r.epoch, **r.flat()}, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     try:
         summary = train_run(cfg, out, callbacks=[on_epoch])
     except TrainingDiverged as e:
         tune.report({"status": "diverged", "failure_reason": str(e)})
+        return
+    except OutOfMemory as e:
+        tune.report({"status": "oom", "failure_reason": str(e)})
         return
     except BaseException as e:
         (out / "error.txt").write_text(" ".join(f"{e.__class__.__name__}: {e}".split()))

@@ -8,6 +8,7 @@ after every epoch; the best model by the monitored validation metric is kept bes
 
 from __future__ import annotations
 
+import errno
 import math
 import platform
 import subprocess
@@ -25,7 +26,7 @@ from scalelab.config import RunConfig, dump_config
 from scalelab.data.entropy import apen_summary
 from scalelab.data.loader import load_dataset
 from scalelab.data.split import make_split
-from scalelab.errors import CheckpointMismatch, TrainingDiverged
+from scalelab.errors import CheckpointMismatch, OutOfMemory, StorageError, TrainingDiverged, is_out_of_memory
 from scalelab.models import build_from_spec, resolve
 from scalelab.models.accounting import size_report
 from scalelab.training import checkpoint as ckpt
@@ -35,6 +36,7 @@ from scalelab.training.evaluate import evaluate
 from scalelab.training.losses import bce_one_negative, full_softmax, sampled_softmax
 
 WARMUP_STEPS = 3  # steps of the first epoch excluded from throughput
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
 @dataclass
@@ -48,6 +50,8 @@ class EpochRecord:
     lr: float
     valid: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
+    step_losses: list[float] = field(default_factory=list)  # one per optimiser step
+    first_step: int = 1  # global index of the epoch's first step (1-based)
 
     def flat(self) -> dict[str, float]:
         out = {
@@ -213,7 +217,8 @@ def train_run(
                 epoch,
                 bar,
                 first=(epoch == start_epoch),
-                nan="nan" in injected,
+                out=out,
+                injected=injected,
             )
             targets_seen += record.targets
             if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
@@ -240,7 +245,11 @@ def train_run(
                     patience_left = cfg.train.patience
                 elif patience_left is not None:
                     patience_left -= 1
-            history.append({"epoch": record.epoch, **record.flat()})
+            entry: dict[str, Any] = {"epoch": record.epoch, **record.flat()}
+            if cfg.tracking.step_metrics:
+                entry["step_losses"], entry["first_step"] = record.step_losses, record.first_step
+            history.append(entry)
+            faults.before_checkpoint(out, injected, record.epoch)
             ckpt.atomic_save(
                 {
                     "fingerprint": fp,
@@ -266,6 +275,17 @@ def train_run(
     except TrainingDiverged as e:
         summary.update(status="diverged", failure_reason=str(e), history=history)
         ckpt.atomic_write_json(summary, out / "summary.json")
+        raise
+    except OutOfMemory as e:
+        summary.update(status="oom", failure_reason=str(e), history=history)
+        ckpt.atomic_write_json(summary, out / "summary.json")
+        raise
+    except OSError as e:
+        if e.errno in _STORAGE_ERRNOS:  # disk full, read-only, quota: the last checkpoint is intact
+            raise StorageError(
+                f"cannot write {e.filename or out}: {e.strerror}; the run stopped after its last complete "
+                f"checkpoint (epoch {len(history) - 1 if history else 0}) and resumes from it once there is space"
+            ) from None
         raise
     finally:
         bar.close()
@@ -304,7 +324,8 @@ def _train_epoch(
     epoch: int,
     bar: _Progress,
     first: bool,
-    nan: bool = False,
+    out: Path,
+    injected: set[str],
 ) -> EpochRecord:
     model.train()
     torch.manual_seed(_seed(cfg.train.seed, epoch, 0))  # dropout masks
@@ -318,35 +339,23 @@ def _train_epoch(
     t_start = time.perf_counter()
     t_timed = t_start
     steps = math.ceil(len(order) / bs)
+    step_losses: list[float] = []
     for step in range(steps):
         if first and step == WARMUP_STEPS:
             t_timed, timed_targets = time.perf_counter(), 0
-        items, ts = (t.to(device, non_blocking=True) for t in tset.batch(order[step * bs : (step + 1) * bs]))
-        with autocast(device, cfg.train.precision):
-            h = model(items, ts)  # (B, n, D)
-        targets = items[:, 1:]
-        mask = targets != 0
-        users = h[:, :-1][mask].float()
-        tgt = targets[mask]
-        table = model.item_emb.weight
-        if cfg.train.loss == "sampled_softmax":
-            loss = sampled_softmax(users, tgt, table, cfg.train.num_negatives, cfg.train.temperature, gen)
-        elif cfg.train.loss == "full_softmax":
-            loss = full_softmax(users, tgt, table, cfg.train.temperature)
-        else:
-            loss = bce_one_negative(users, tgt, table, gen)
-        if nan and step == 0:
-            loss = loss * float("nan")
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingDiverged(epoch + 1, step + 1, value)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        opt.step()
-        sched.step()
-        n = int(mask.sum())
+        faults.in_step(out, injected, epoch, step)
+        rows = order[step * bs : (step + 1) * bs]
+        try:
+            value, n = _train_step(
+                cfg, model, opt, sched, tset.batch(rows), device, gen, nan="nan" in injected and step == 0
+            )
+        except TrainingDiverged as e:
+            raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
+        except Exception as e:
+            if is_out_of_memory(e):
+                raise OutOfMemory(epoch + 1, step + 1, str(device), " ".join(str(e).split())) from None
+            raise
+        step_losses.append(value)
         total_loss += value * n
         total_targets += n
         timed_targets += n
@@ -362,7 +371,48 @@ def _train_epoch(
         targets_per_s=timed_targets / max(1e-9, now - t_timed),
         peak_memory_bytes=peak_memory_bytes(device),
         lr=float(sched.get_last_lr()[0]),
+        step_losses=step_losses,
+        first_step=epoch * steps + 1,
     )
+
+
+def _train_step(
+    cfg: RunConfig,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    device: torch.device,
+    gen: torch.Generator,
+    nan: bool = False,
+) -> tuple[float, int]:
+    """One optimiser step on one batch; returns (mean loss, number of targets)."""
+    items, ts = (t.to(device, non_blocking=True) for t in batch)
+    with autocast(device, cfg.train.precision):
+        h = model(items, ts)  # (B, n, D)
+    targets = items[:, 1:]
+    mask = targets != 0
+    users = h[:, :-1][mask].float()
+    tgt = targets[mask]
+    table = model.item_emb.weight
+    if cfg.train.loss == "sampled_softmax":
+        loss = sampled_softmax(users, tgt, table, cfg.train.num_negatives, cfg.train.temperature, gen)
+    elif cfg.train.loss == "full_softmax":
+        loss = full_softmax(users, tgt, table, cfg.train.temperature)
+    else:
+        loss = bce_one_negative(users, tgt, table, gen)
+    if nan:
+        loss = loss * float("nan")
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.train.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+    opt.step()
+    sched.step()
+    return value, int(mask.sum())
 
 
 class _Progress:
