@@ -14,92 +14,69 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from sweep_helpers import BASE, cell_ids, mlflow_runs, sweep, write_spec
 
 from scalelab.errors import ConfigError
 from scalelab.sweeps.spec import load_sweep
 
-BASE = {
-    "data": {"synthetic": {"num_users": 200, "num_items": 50, "mean_seq_len": 12}, "max_seq_len": 12},
-    "model": {"family": "hstu", "heads": 1},
-    "train": {"epochs": 2, "batch_size": 64, "num_negatives": 8},
-    "eval": {"ks": [10]},
-}
 
-
-def write_spec(tmp: Path, name: str, **extra: object) -> Path:
-    spec = {
-        "name": name,
-        "base": BASE,
-        "grid": {"model.depth": [1, 2], "model.width": [8, 16]},
-        "resources": {"cpu": 1},
-        "retries": 1,
-        "output_dir": str(tmp / name),
-        "tracking": {"mlflow_uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": name},
-        **extra,
-    }
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def sweep(
-    *args: str, env: dict[str, str] | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scalelab", "sweep", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-
-
-def mlflow_runs(tmp: Path, experiment: str) -> list:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
-    exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id]) if exp else []
-
-
-def cell_ids(path: Path) -> list[str]:
-    _, cells = load_sweep(path)
-    return [c.cell_id for c in cells]
-
-
-def test_sweep_tracks_retries_and_marks_divergence(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "faults")
+def test_sweep_survives_crashes_kills_divergence_and_oom(tmp_path: Path) -> None:
+    """Six cells, five faults: an exception after epoch 1 (once; retried, resumes), a NaN loss, an
+    exception every attempt, the worker SIGKILLed mid-epoch 2 (once; retried from its checkpoint),
+    an out-of-memory error; one clean cell. Retried cells must end exactly where a clean run ends."""
+    spec = write_spec(tmp_path, "faults", grid={"model.depth": [1, 2], "model.width": [8, 16, 24]})
     ids = cell_ids(spec)
-    faults = f"crash_once@{ids[0]},nan@{ids[1]},crash@{ids[2]}"
+    faults = f"crash_once@{ids[0]},nan@{ids[1]},crash@{ids[2]},kill_once@{ids[3]},oom@{ids[4]}"
     p = sweep(str(spec), env={"SCALELAB_FAULTS": faults})
-    assert p.returncode == 1, p.stderr  # a diverged and a failed trial -> non-zero exit
-    assert "diverged" in p.stderr and "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert p.returncode == 1, p.stderr  # diverged, failed and oom trials -> non-zero exit
+    assert "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert "3 finished, 0 already done, 1 diverged, 2 failed of 6" in p.stdout, p.stdout
     table = pd.read_csv(tmp_path / "faults" / "runs.csv")
-    assert len(table) == 4
+    assert len(table) == 6
     status = dict(zip(table["cell_id"], table["status"], strict=True))
+    reason = table.set_index("cell_id")["failure_reason"]
     assert status[ids[0]] == "finished"  # crashed once, retried, resumed
     assert status[ids[1]] == "diverged"
-    assert "loss became nan" in table.set_index("cell_id").loc[ids[1], "failure_reason"]
+    assert "loss became nan" in reason[ids[1]]
     assert status[ids[2]] == "failed"  # crashed on every attempt: retried, then marked failed
-    assert "injected crash" in table.set_index("cell_id").loc[ids[2], "failure_reason"]
-    assert status[ids[3]] == "finished"
-    crashed = json.loads((tmp_path / "faults" / "trials" / ids[0] / "summary.json").read_text())
-    assert crashed["resumed_from_epoch"] == 1  # the retry continued from the checkpoint
+    assert "injected crash" in reason[ids[2]]
+    assert status[ids[3]] == "finished"  # killed mid-epoch, retried from its checkpoint
+    assert status[ids[4]] == "oom" and "out of memory" in reason[ids[4]]
+    assert status[ids[5]] == "finished"
+    for cid in (ids[0], ids[3]):
+        s = json.loads((tmp_path / "faults" / "trials" / cid / "summary.json").read_text())
+        assert s["resumed_from_epoch"] == 1  # the retry continued from the epoch-1 checkpoint
+    # the same two cells without faults, in a sweep of their own: identical final metrics
+    ref = write_spec(
+        tmp_path, "reference", grid={}, configs=[{"model.depth": d, "model.width": 8} for d in (1, 2)]
+    )
+    assert sorted(cell_ids(ref)) == sorted([ids[0], ids[3]])
+    p = sweep(str(ref), "--no-track")
+    assert p.returncode == 0, p.stderr
+    for cid in (ids[0], ids[3]):
+        a = json.loads((tmp_path / "faults" / "trials" / cid / "summary.json").read_text())
+        b = json.loads((tmp_path / "reference" / "trials" / cid / "summary.json").read_text())
+        assert a["final"] == b["final"] and [h["loss"] for h in a["history"]] == [
+            h["loss"] for h in b["history"]
+        ]
     runs = mlflow_runs(tmp_path, "faults")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 4
+    assert len(parents) == 1 and len(children) == 6
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     names = {r.info.run_name for r in children}
     assert "hstu-L1-D8-f1.00-s42" in names
     finished = [r for r in children if r.data.tags.get("status") == "finished"]
-    assert len(finished) == 2 and all("hr_at_10" in r.data.metrics for r in finished)
+    assert len(finished) == 3 and all("hr_at_10" in r.data.metrics for r in finished)
     failed = [r for r in children if r.data.tags.get("status") == "failed"]
     assert len(failed) == 1 and "injected crash" in failed[0].data.tags["failure_reason"]
-    # the per-epoch history is there: step = epoch
+    assert [r.data.tags.get("status") for r in children].count("oom") == 1
+    # the per-epoch history is there exactly once per epoch (step = epoch), retried cells included
     from mlflow.tracking import MlflowClient
 
-    hist = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(
-        finished[0].info.run_id, "loss"
-    )
-    assert sorted(m.step for m in hist) == [1, 2]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for r in finished:
+        assert sorted(m.step for m in client.get_metric_history(r.info.run_id, "loss")) == [1, 2]
 
 
 def test_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path: Path) -> None:

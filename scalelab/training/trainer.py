@@ -343,9 +343,9 @@ def _train_epoch(
     for step in range(steps):
         if first and step == WARMUP_STEPS:
             t_timed, timed_targets = time.perf_counter(), 0
-        faults.in_step(out, injected, epoch, step)
         rows = order[step * bs : (step + 1) * bs]
         try:
+            faults.in_step(out, injected, epoch, step)
             value, n = _train_step(
                 cfg, model, opt, sched, tset.batch(rows), device, gen, nan="nan" in injected and step == 0
             )
