@@ -250,6 +250,8 @@ class _DriverCallback:
         self.loggers = loggers  # cell id -> RunLogger (empty when not tracking)
         self.monitor = monitor
         self.t0: dict[str, float] = {}
+        self.sent: dict[str, Sent] = {}
+        self.deferred: list[str] = []  # cells whose MLflow run could not be completed yet
 
     def on_start(self, cid: str) -> None:
         self.t0[cid] = time.time()
@@ -265,9 +267,13 @@ class _DriverCallback:
         lg = self.loggers.get(cid)
         if "epoch" in result and "status" not in result:
             if lg is not None:
+                sent = self.sent.setdefault(cid, Sent())
                 lg.log_metrics(epoch_metrics(result), step=int(result["epoch"]))
+                sent.epochs.add(int(result["epoch"]))
                 if result.get("step_losses"):
-                    lg.log_series("step_loss", list(result["step_losses"]), int(result["first_step"]))
+                    first = int(result["first_step"])
+                    lg.log_series("step_loss", list(result["step_losses"]), first)
+                    sent.steps.update(range(first, first + len(result["step_losses"])))
             value = result.get(f"valid_{self.monitor}", result.get(f"test_{self.monitor}"))
             if value is not None and (self.counts.best is None or value > self.counts.best[1]):
                 self.counts.best = (self.cells[cid].config.name, float(value))
@@ -290,8 +296,7 @@ class _DriverCallback:
                 else:
                     self.counts.failed += 1
             if lg is not None:
-                record_summary(lg, summary)
-                st["tracked"] = True
+                self.complete(cid, lg, summary)
         else:
             err_file = self.root / "trials" / cid / "error.txt"
             st["status"] = "failed"
@@ -301,11 +306,26 @@ class _DriverCallback:
             self.counts.failed += 1
             if lg is not None:
                 if summary is not None:
-                    backfill(lg, summary)
+                    self.complete(cid, lg, summary, finish=False)
                 lg.set_tags({"status": "failed", "failure_reason": st["failure_reason"][:5000]})
                 lg.finish("FAILED")
         res.write_state(self.root, self.state)
         res.write_table(self.root, res.build_table(self.root, list(self.cells.values()), self.state))
+
+    def complete(self, cid: str, lg: Any, summary: dict[str, Any], finish: bool = True) -> None:
+        from scalelab.tracking.mlflow_run import is_transient
+
+        try:
+            if finish:
+                record_summary(lg, summary, self.sent.get(cid, Sent()))
+                self.state[cid]["tracked"] = True
+            else:
+                backfill(lg, summary, self.sent.get(cid, Sent()))
+        except Exception as e:  # the store could not be read to find the gaps: retried at the end
+            if not is_transient(e):
+                raise
+            if finish:
+                self.deferred.append(cid)
 
 
 _EPOCH_KEYS = ("loss", "epoch_time_s", "targets_per_s", "peak_memory_mb", "lr")
@@ -322,18 +342,22 @@ def epoch_metrics(record: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def backfill(lg: Any, summary: dict[str, Any]) -> None:
+def backfill(lg: Any, summary: dict[str, Any], sent: Sent | None = None) -> None:
     """Log the epochs (and step losses) of the run's history that the store does not have yet:
-    reports lost when the driver died, or sent by a trial attempt that was killed."""
+    reports lost when the driver died, or sent by a trial attempt that was killed. `sent` is what
+    this driver already submitted; the store is only read when the history goes beyond it."""
     history = summary.get("history") or []
     if not history:
         return
-    have = lg.logged_steps("loss")
+    sent = sent or Sent()
+    epochs = {int(h["epoch"]) for h in history}
+    steps = {int(h.get("first_step", 1)) + i for h in history for i in range(len(h.get("step_losses") or []))}
+    have = sent.epochs if epochs <= sent.epochs else lg.logged_steps("loss")
     for h in history:
         if int(h["epoch"]) not in have:
             lg.log_metrics(epoch_metrics(h), step=int(h["epoch"]))
-    if any("step_losses" in h for h in history):
-        have_steps = lg.logged_steps("step_loss")
+    if steps:
+        have_steps = sent.steps if steps <= sent.steps else lg.logged_steps("step_loss")
         for h in history:
             losses, first = h.get("step_losses") or [], int(h.get("first_step", 1))
             missing = [i for i in range(len(losses)) if first + i not in have_steps]
@@ -344,11 +368,24 @@ def backfill(lg: Any, summary: dict[str, Any]) -> None:
                     lg.log_series("step_loss", [losses[i]], first + i)
 
 
-def record_summary(lg: Any, summary: dict[str, Any]) -> None:
-    """Complete a finished (or diverged / oom) trial's MLflow run from its summary, idempotently."""
-    backfill(lg, summary)
-    if summary["status"] == "finished" and not lg.logged_steps("final_" + summary.get("monitor", "ndcg@10")):
-        _log_final(lg, summary)
+@dataclass
+class Sent:
+    """What the driver submitted for one cell in this invocation (epochs, global steps)."""
+
+    epochs: set[int] = field(default_factory=set)
+    steps: set[int] = field(default_factory=set)
+    final: bool = False
+
+
+def record_summary(lg: Any, summary: dict[str, Any], sent: Sent | None = None) -> None:
+    """Complete a finished (or diverged / oom) trial's MLflow run from its summary, idempotently.
+    Reads the store only for what this invocation did not send itself (it raises if the store is
+    unreachable then; the caller retries later)."""
+    backfill(lg, summary, sent)
+    if summary["status"] == "finished":
+        monitor = "final_" + summary.get("monitor", "ndcg@10")
+        if sent is not None or not lg.logged_steps(monitor):
+            _log_final(lg, summary)
     tags = {"status": summary["status"]}
     if summary.get("failure_reason"):
         tags["failure_reason"] = summary["failure_reason"]
@@ -439,9 +476,19 @@ def run_sweep(
             parent.log_artifact(root / "runs.csv")
             parent.finish("FINISHED" if statuses.get("finished", 0) == len(cells) else "FAILED")
     outcome = SweepOutcome(root, table, counts)
-    if outbox is not None and not outbox.drain(spec.tracking.drain_timeout_s):
-        outcome.undelivered, outcome.spool = len(outbox.pending), outbox.spool
-        outcome.tracking_error = getattr(outbox, "last_error", "")
+    if outbox is not None:
+        delivered = outbox.drain(spec.tracking.drain_timeout_s)
+        if delivered and cb.deferred:
+            retry, cb.deferred = cb.deferred, []
+            for cid in retry:  # complete() puts a cell back if the store still cannot be read
+                summary = res.trial_summary(root, cid)
+                if summary is not None:
+                    cb.complete(cid, loggers[cid], summary)
+            delivered = outbox.drain(spec.tracking.drain_timeout_s)
+            res.write_state(root, state)
+        if not delivered or cb.deferred:
+            outcome.undelivered, outcome.spool = len(outbox.pending) + len(cb.deferred), outbox.spool
+            outcome.tracking_error = getattr(outbox, "last_error", "")
     return outcome
 
 
