@@ -330,8 +330,11 @@ def fit_cmd(
 
       scalelab fit --law performance --form tied --sweep data_scaling
     """
+    from fitters import LAWS
     from scalelab import fitting
 
+    if law not in LAWS:
+        raise UserError(f"--law: unknown law {law!r}; known: {', '.join(LAWS)}")
     if holdout != "none" and not holdout.startswith("largest:"):
         raise UserError(f"--holdout {holdout!r}: use largest:K or none")
     k = 0 if holdout == "none" else int(holdout.split(":", 1)[1])

@@ -23,6 +23,25 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: Any) -> Any:
+        """YAML's `true` is not a depth of 1: refuse booleans where a number is expected (pydantic's
+        lax mode would convert them)."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                info = cls.model_fields.get(name)
+                if isinstance(value, bool) and info is not None and _wants_number(info.annotation):
+                    raise ValueError(f"{name}: expected a number, got {str(value).lower()}")
+        return data
+
+
+def _wants_number(annotation: Any) -> bool:
+    import typing
+
+    args = set(typing.get_args(annotation)) or {annotation}
+    return bool(args & {int, float}) and bool not in args
+
 
 # --------------------------------------------------------------------------------------------- data
 
@@ -158,6 +177,15 @@ class ModelConfig(StrictModel):
         description="Padded length N the model handles (position tables, HSTU's attention divisor); "
         "null = data.max_seq_len + 1 (history plus the next item).",
     )
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        from scalelab.models.registry import FAMILIES  # torch-free
+
+        if v not in FAMILIES:
+            raise ValueError(f"unknown family {v!r}; known: {', '.join(FAMILIES)}")
+        return v
 
     @model_validator(mode="after")
     def _check_family(self) -> ModelConfig:

@@ -51,7 +51,8 @@ def load_runs(
         try:
             return read_table(runs), Path(runs).resolve().parent, runs
         except (ValueError, OSError) as e:
-            raise UserError(f"{runs}: {e}") from None
+            msg = str(e)
+            raise UserError(msg if msg.startswith(str(runs)) else f"{runs}: {msg}") from None
     return _runs_from_mlflow(str(experiment), tracking_uri), None, f"mlflow:{experiment}"
 
 

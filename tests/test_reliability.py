@@ -143,7 +143,9 @@ def test_tracking_server_outages_lose_no_metric(tmp_path: Path) -> None:
         )  # fmt: skip
         wait_for(lambda: summaries(root) >= 1, what="the first trial")
         server.kill()
-        wait_for(lambda: summaries(root) >= 3 or driver.poll() is not None, what="two trials without a server")
+        wait_for(
+            lambda: summaries(root) >= 3 or driver.poll() is not None, what="two trials without a server"
+        )
         server.start()
         _, err = driver.communicate(timeout=600)
         assert driver.returncode == 0, err[-3000:]
@@ -223,7 +225,9 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "scalelab", "train", *args, "--no-track"]
     env = {**os.environ, "SCALELAB_FAULTS": "enospc@run"}
-    p = subprocess.run([*cmd, "-o", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=300
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert "No space left on device" in p.stderr and "resumes from it" in p.stderr, p.stderr
     import torch

@@ -159,6 +159,7 @@ def expand(spec: SweepSpec, source: str) -> list[Cell]:
         {}
     ]
     variants = spec.configs or [{}]
+    _check_base(spec.base, source)
     total = len(grid_rows) * len(zip_rows) * len(variants)
     if total > MAX_CELLS:
         raise ConfigError(
@@ -193,6 +194,17 @@ def expand(spec: SweepSpec, source: str) -> list[Cell]:
     if not cells:
         raise ConfigError(f"{source}: the sweep has no cells")
     return cells
+
+
+def _check_base(base: dict[str, Any], source: str) -> None:
+    """The base must be a valid run config by itself: a bad value hidden under an axis that
+    overrides it in every cell is still a mistake in the file."""
+    from pydantic import ValidationError
+
+    try:
+        RunConfig.model_validate(base)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {format_validation_error(e, RunConfig, 'base')}") from None
 
 
 def _describe(axes: dict[str, Any]) -> str:
