@@ -705,6 +705,8 @@ def data_prepare(config: ConfigArg = None, set_: SetOption = None) -> None:
         f"{data.num_users:,} users, {data.num_items:,} items, {data.num_interactions:,} interactions -> "
         f"{cache.get('path')} ({'cached' if cache.get('hit') else 'built'})"
     )
+    if data.meta.get("steps"):
+        out.print(_steps_table(data.meta["steps"]))
 
 
 @data_app.command("synth")
@@ -778,10 +780,20 @@ def _print_stats(s: dict[str, Any], source: str) -> None:
         )
     out.print(t)
     if s.get("steps"):
-        st = Table("step", "interactions", "users", "items", title="preprocessing", title_justify="left")
-        for row in s["steps"]:
-            st.add_row(row["step"], f"{row['interactions']:,}", f"{row['users']:,}", f"{row['items']:,}")
-        out.print(st)
+        out.print(_steps_table(s["steps"]))
+
+
+def _steps_table(steps: list[dict[str, Any]]) -> Table:
+    """What each preprocessing step kept and dropped."""
+    st = Table(
+        "step", "interactions", "dropped", "users", "items", title="preprocessing", title_justify="left"
+    )
+    prev = None
+    for row in steps:
+        dropped = "" if prev is None else f"{prev - row['interactions']:,}"
+        st.add_row(row["step"], f"{row['interactions']:,}", dropped, f"{row['users']:,}", f"{row['items']:,}")
+        prev = row["interactions"]
+    return st
 
 
 # -------------------------------------------------------------------------------------------- main

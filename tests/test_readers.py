@@ -182,3 +182,31 @@ def test_ids_stay_exact(tmp_path: Path) -> None:
     df = read_interactions(write(tmp_path / "t.tsv", text))
     assert str(df["user"][0]) == str(big)
     assert df["item"].tolist() == ["7", "007"]  # two distinct ids, not merged into 7
+
+
+def test_duplicate_rows_are_dropped_and_counted(tmp_path: Path) -> None:
+    """Duplicates are a documented cleaning step (data.dedup) whose count the step table shows."""
+    from scalelab.cli import main
+    from scalelab.config import load_config
+    from scalelab.data.loader import load_dataset
+
+    rows = [f"{u}::{i}::5::{100 + i}" for u in range(1, 6) for i in range(1, 8)]
+    p = write(tmp_path / "ratings.dat", "\n".join(rows + rows[:4]) + "\n")
+    sets = [f"data.path={p}", "data.min_user_count=1", "data.min_item_count=1"]
+    data = load_dataset(load_config(None, sets).data)
+    steps = {s["step"]: s["interactions"] for s in data.meta["steps"]}
+    assert steps["read"] == 39 and steps["dedup exact rows"] == 35 and data.num_interactions == 35
+    kept = load_dataset(load_config(None, [*sets, "data.dedup=none"]).data)
+    assert kept.num_interactions == 39  # switched off, they stay
+    with pytest.raises(SystemExit) as info:
+        main(["data", "prepare", *[a for s in sets for a in ("--set", s)]])
+    assert info.value.code == 0
+
+
+def test_ids_may_be_strings_but_ml_ids_must_be_numbers(tmp_path: Path) -> None:
+    t = read_interactions(
+        write(tmp_path / "t.tsv", "user_id\titem_id\ttimestamp\nu1\tB00X\t3\nu1\tB00Y\t4\n")
+    )
+    assert list(t.item.astype(str)) == ["B00X", "B00Y"]
+    with pytest.raises(DataError, match=r"ratings.dat:2: user id is not an integer: .abc."):
+        read_interactions(write(tmp_path / "ratings.dat", "1::10::5::100\nabc::10::5::101\n"), "ml-1m")

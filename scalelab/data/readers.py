@@ -181,8 +181,10 @@ def _assemble(
     rating: str | None = None,
     behaviour: str | None = None,
     domain: str | None = None,
+    numeric_ids: bool = False,
 ) -> Interactions:
-    """Convert string columns to the common table, naming the first bad line on failure."""
+    """Convert string columns to the common table, naming the first bad line on failure.
+    `numeric_ids`: the format defines integer ids (MovieLens), so anything else is an error."""
     missing = [
         c for c in (user, item, timestamp, rating, behaviour, domain) if c is not None and c not in raw
     ]
@@ -196,8 +198,9 @@ def _assemble(
         blank = (raw.astype(str) == "").all(axis=1).to_numpy()
         if blank.any():  # blank lines are skipped, not errors
             raw, line = raw.loc[~blank], line[~blank]
+    ids = _int_ids if numeric_ids else _ids
     out = pd.DataFrame(
-        {"user": _ids(path, raw[user], line, "user"), "item": _ids(path, raw[item], line, "item")}
+        {"user": ids(path, raw[user], line, "user"), "item": ids(path, raw[item], line, "item")}
     )
     if timestamp is not None:
         out["timestamp"] = _integers(path, raw[timestamp], line, "timestamp")
@@ -225,6 +228,17 @@ def _ids(path: Path, col: pd.Series, line: np.ndarray, what: str) -> np.ndarray:
     if values.str.fullmatch(r"0|-?[1-9]\d{0,17}").all():
         return values.astype(np.int64).to_numpy()
     return values.to_numpy(dtype=str)
+
+
+def _int_ids(path: Path, col: pd.Series, line: np.ndarray, what: str) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(col):
+        return col.to_numpy(dtype=np.int64)
+    values = col.astype(str).str.strip()
+    bad = ~values.str.fullmatch(r"\d{1,18}").to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{path}:{line[i]}: {what} id is not an integer: {col.iloc[i]!r}")
+    return values.astype(np.int64).to_numpy()
 
 
 def _integers(path: Path, col: pd.Series, line: np.ndarray, what: str) -> np.ndarray:
@@ -265,20 +279,20 @@ def read_ml_1m(path: Path, _: ColumnMap) -> Interactions:
     raw, hdr = _read_delimited(path, ":", 7, header=False, what="UserID::MovieID::Rating::Timestamp")
     raw = raw.iloc[:, [0, 2, 4, 6]]
     raw.columns = ["u", "i", "r", "t"]
-    return _assemble(path, raw, hdr, "u", "i", "t", rating="r")
+    return _assemble(path, raw, hdr, "u", "i", "t", rating="r", numeric_ids=True)
 
 
 def read_ml_20m(path: Path, _: ColumnMap) -> Interactions:
     """MovieLens-20M/25M `ratings.csv` with header `userId,movieId,rating,timestamp`."""
     raw, hdr = _read_delimited(path, ",", 4, header=True, what="userId,movieId,rating,timestamp")
-    return _assemble(path, raw, hdr, "userId", "movieId", "timestamp", rating="rating")
+    return _assemble(path, raw, hdr, "userId", "movieId", "timestamp", rating="rating", numeric_ids=True)
 
 
 def read_ml_100k(path: Path, _: ColumnMap) -> Interactions:
     """MovieLens-100K `u.data`: TAB-separated `user item rating timestamp`, no header."""
     raw, hdr = _read_delimited(path, "\t", 4, header=False, what="u.data (user item rating timestamp)")
     raw.columns = ["u", "i", "r", "t"]
-    return _assemble(path, raw, hdr, "u", "i", "t", rating="r")
+    return _assemble(path, raw, hdr, "u", "i", "t", rating="r", numeric_ids=True)
 
 
 def read_amazon_csv(path: Path, _: ColumnMap) -> Interactions:
