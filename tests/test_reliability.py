@@ -53,8 +53,9 @@ def summaries(root: Path) -> int:
     return len(list((root / "trials").glob("*/summary.json")))
 
 
-def check_complete_tracking(uri: str, experiment: str, cells: int, epochs: int = 3) -> None:
-    """Every cell's child run holds each epoch's metrics once, every step loss once, final metrics."""
+def check_complete_tracking(uri: str, experiment: str, cells: int, epochs: int = 3) -> int:
+    """Every cell's child run holds each epoch's metrics once, every step loss once, final metrics.
+    Returns the number of metric values stored in the child runs."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
@@ -71,6 +72,7 @@ def check_complete_tracking(uri: str, experiment: str, cells: int, epochs: int =
         steps = [m.step for m in client.get_metric_history(r.info.run_id, "step_loss")]
         assert sorted(steps) == list(range(1, epochs * STEPS_PER_EPOCH + 1)), (r.info.run_name, steps)
         assert len(client.get_metric_history(r.info.run_id, "final_ndcg_at_10")) == 1
+    return sum(len(client.get_metric_history(r.info.run_id, k)) for r in children for k in r.data.metrics)
 
 
 def test_driver_sigkill_then_rerun_finishes_only_missing_cells(tmp_path: Path) -> None:
@@ -258,4 +260,5 @@ def test_sixteen_concurrent_trials_logging_every_step(tmp_path: Path) -> None:
     p = sweep(str(spec), timeout=1200)
     assert p.returncode == 0, p.stderr
     assert "database is locked" not in p.stderr
-    check_complete_tracking(uri, "load", cells=16)
+    values = check_complete_tracking(uri, "load", cells=16)
+    print(f"\n16 concurrent trials: {values} metric values written and found")
