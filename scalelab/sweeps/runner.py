@@ -138,13 +138,51 @@ def cluster_resources(address: str | None) -> dict[str, float]:
     return {"cpu": float(r.get("CPU", 0)), "gpu": float(r.get("GPU", 0)), "npu": float(r.get("NPU", 0))}
 
 
+def cluster_nodes(address: str | None) -> list[dict[str, float]]:
+    """Per-node capacities (cpu, gpu, npu) of the cluster at `address`, or of this machine."""
+    if address is None:
+        return [local_resources()]
+    ray = _ray_init(address)
+    nodes = []
+    for n in ray.nodes():
+        if n.get("Alive"):
+            r = n.get("Resources", {})
+            nodes.append(
+                {"cpu": float(r.get("CPU", 0)), "gpu": float(r.get("GPU", 0)), "npu": float(r.get("NPU", 0))}
+            )
+    return nodes
+
+
+def trials_that_fit(resources: dict[str, float], nodes: list[dict[str, float]]) -> int:
+    """How many copies of a trial the nodes hold at once: its `workers` bundles (cpu/gpu/npu each)
+    placed first-fit, a bundle never split across nodes (as Ray's placement groups do)."""
+    free = [dict(n) for n in nodes]
+    bundle = {k: v for k, v in resources.items() if k != "workers" and v}
+    workers = int(resources.get("workers", 1))
+    count = 0
+    while count < 10_000:
+        for _ in range(workers):
+            node = next((n for n in free if all(n.get(k, 0) + 1e-9 >= v for k, v in bundle.items())), None)
+            if node is None:
+                return count
+            for k, v in bundle.items():
+                node[k] -= v
+        count += 1
+    return count
+
+
 def preflight(planned: list[PlannedCell], available: dict[str, float], source: str) -> None:
     for p in planned:
-        for k, need in p.resources.items():
+        workers = int(p.resources.get("workers", 1))
+        for k, per in p.resources.items():
+            if k == "workers":
+                continue
+            need = per * workers
             if need > available.get(k, 0.0):
                 raise UserError(
-                    f"{source}: cell {p.cell.cell_id} ({p.cell.config.name}) asks for {k}={need:g} per trial but the "
-                    f"cluster has {available.get(k, 0.0):g} {k.upper()}"
+                    f"{source}: cell {p.cell.cell_id} ({p.cell.config.name}) asks for {k}={need:g} per trial"
+                    f"{f' ({workers} workers x {per:g})' if workers > 1 else ''} but the cluster has "
+                    f"{available.get(k, 0.0):g} {k.upper()}"
                 )
 
 
@@ -580,11 +618,18 @@ def _run_tune(
         cfg = cfg.model_copy(
             update={"train": cfg.train.model_copy(update={"device": device.get(kind, "cpu")})}
         )
-        payload[p.cell.cell_id] = {"config": cfg.model_dump(mode="json"), "threads": p.resources["cpu"]}
+        payload[p.cell.cell_id] = {
+            "config": cfg.model_dump(mode="json"),
+            "threads": p.resources["cpu"],
+            "workers": int(p.resources.get("workers", 1)),
+            "per_worker": {k: v for k, v in p.resources.items() if k != "workers"},
+        }
     resources_by_cell = {p.cell.cell_id: p.resources for p in todo}
 
     def resources(config: dict[str, Any]) -> dict[str, float]:
         r = resources_by_cell[config["cell"]]
+        if r.get("workers", 1) > 1:  # the trial only drives; its TorchTrainer reserves the workers
+            return {"cpu": 0, "gpu": 0, "memory": 1 << 20}  # (Tune refuses an all-zero request)
         out = {"cpu": r["cpu"], "gpu": r["gpu"]}
         if r.get("npu"):
             out["NPU"] = r["npu"]
@@ -602,7 +647,7 @@ def _run_tune(
     max_conc = spec.max_concurrent
     if max_conc is None:
         avail = cluster_resources(address)
-        per = max(p.resources["cpu"] for p in todo)
+        per = max(p.resources["cpu"] * p.resources.get("workers", 1) for p in todo)
         max_conc = max(1, int(avail["cpu"] // per))
     storage = Path(spec.storage_path).resolve() if spec.storage_path else root / "ray"
     tuner = tune.Tuner(

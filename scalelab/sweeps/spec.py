@@ -44,6 +44,7 @@ class SizeRule(StrictModel):
     cpu: float | None = Field(None, gt=0, description="CPUs per trial.")
     gpu: float | None = Field(None, ge=0, description="GPUs per trial (fractions pack trials on one GPU).")
     npu: float | None = Field(None, ge=0, description="Ascend NPUs per trial.")
+    workers: int | None = Field(None, ge=1, description="Data-parallel workers per trial.")
 
 
 class Resources(StrictModel):
@@ -54,22 +55,35 @@ class Resources(StrictModel):
         0.0, ge=0, le=64, description="GPUs per trial; fractions pack several trials on one GPU."
     )
     npu: float = Field(0.0, ge=0, le=64, description="Ascend NPUs per trial (Ray resource 'NPU').")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="Data-parallel workers per trial (Ray Train TorchTrainer, DDP); cpu/gpu/npu are then per worker.",
+    )
     by_size: list[SizeRule] = Field(default_factory=list, description="Bigger resources for bigger models.")
 
     @model_validator(mode="after")
     def _one_accelerator(self) -> Resources:
         if self.gpu > 0 and self.npu > 0:
             raise ValueError("a trial asks for either gpu or npu, not both")
+        if self.workers > 1 and 0 < self.gpu < 1:
+            raise ValueError("data-parallel workers take whole GPUs (gpu >= 1 when workers > 1)")
         return self
 
     def for_params(self, non_embedding_params: int) -> dict[str, float]:
-        res = {"cpu": self.cpu, "gpu": self.gpu, "npu": self.npu}
+        res = {"cpu": self.cpu, "gpu": self.gpu, "npu": self.npu, "workers": float(self.workers)}
         for rule in sorted(self.by_size, key=lambda r: r.min_params):
             if non_embedding_params >= rule.min_params:
                 res.update(
                     {
                         k: v
-                        for k, v in (("cpu", rule.cpu), ("gpu", rule.gpu), ("npu", rule.npu))
+                        for k, v in (
+                            ("cpu", rule.cpu),
+                            ("gpu", rule.gpu),
+                            ("npu", rule.npu),
+                            ("workers", None if rule.workers is None else float(rule.workers)),
+                        )
                         if v is not None
                     }
                 )

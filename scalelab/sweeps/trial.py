@@ -29,6 +29,7 @@ def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root:
     out = Path(out_root) / "trials" / cid
     out.mkdir(parents=True, exist_ok=True)
     (out / "error.txt").unlink(missing_ok=True)
+    _record_attempt(out)
     torch.set_num_threads(max(1, int(cell["threads"])))
 
     restored = tune.get_checkpoint()
@@ -45,7 +46,15 @@ def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root:
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     try:
-        summary = train_run(cfg, out, callbacks=[on_epoch])
+        if cell.get("workers", 1) > 1:
+            summary = _data_parallel(cell, cfg, out)
+            if summary["status"] in ("diverged", "oom"):
+                tune.report(
+                    {"status": summary["status"], "failure_reason": summary.get("failure_reason", "")}
+                )
+                return
+        else:
+            summary = train_run(cfg, out, callbacks=[on_epoch])
     except TrainingDiverged as e:
         tune.report({"status": "diverged", "failure_reason": str(e)})
         return
@@ -56,3 +65,43 @@ def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root:
         (out / "error.txt").write_text(" ".join(f"{e.__class__.__name__}: {e}".split()))
         raise
     tune.report({"status": "finished", **{f"final_{k}": v for k, v in summary["final"].items()}})
+
+
+def _record_attempt(out: Path) -> None:
+    """Append where this attempt runs to attempts.jsonl (node, pid, time): retries and their nodes."""
+    import json
+    import os
+    import time
+
+    import ray
+
+    ctx = ray.get_runtime_context()
+    with open(out / "attempts.jsonl", "a") as f:
+        f.write(json.dumps({"node_id": ctx.get_node_id(), "pid": os.getpid(), "time": time.time()}) + "\n")
+
+
+def _data_parallel(cell: dict[str, Any], cfg: RunConfig, out: Path) -> dict[str, Any]:
+    """Run the cell on its data-parallel workers; their outcome comes back through rank 0's summary."""
+    from scalelab.sweeps.ddp import train_data_parallel
+
+    try:
+        train_data_parallel(cfg.model_dump(mode="json"), out, cell["workers"], cell["per_worker"])
+    except Exception as e:
+        summary = _read_summary(out)
+        if summary is not None and summary.get("status") in ("diverged", "oom"):
+            return summary
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise RuntimeError(f"data-parallel workers failed: {lines[-1] if lines else e}") from None
+    summary = _read_summary(out)
+    if summary is None or summary.get("status") != "finished":
+        raise RuntimeError("data-parallel workers ended without a finished summary")
+    return summary
+
+
+def _read_summary(out: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None

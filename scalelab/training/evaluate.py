@@ -26,15 +26,23 @@ def evaluate(
     device: torch.device,
     precision: str = "fp32",
     seed: int = 0,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, float]:
-    """Mean HR@K / NDCG@K / MRR over all users of `data` (keys prefixed `sampled_` in sampled mode)."""
+    """Mean HR@K / NDCG@K / MRR over all users of `data` (keys prefixed `sampled_` in sampled mode).
+
+    `shard` = (rank, workers): this worker ranks every workers-th batch of users and the ranks of
+    all workers are gathered, so every user is evaluated exactly once and every worker returns the
+    same metrics."""
     was_training = model.training
     model.eval()
     table = model.item_embeddings().float()  # (I, D), row i-1 = item i
     num_items = table.shape[0]
     gen = torch.Generator(device=device).manual_seed(seed)
     ranks = []
-    for rows in data.by_length(cfg.batch_size):
+    batches = data.by_length(cfg.batch_size)
+    if shard is not None:
+        batches = batches[shard[0] :: shard[1]]
+    for rows in batches:
         items, ts, qt, targets = (t.to(device) for t in data.batch(rows))
         with autocast(device, precision):
             users = model.last_state(items, ts, qt)
@@ -49,7 +57,14 @@ def evaluate(
         else:
             ranks.append(_sampled_ranks(scores, targets - 1, exclude, cfg.num_candidates, gen))
     model.train(was_training)
-    out = metrics_from_ranks(torch.cat(ranks).cpu(), cfg.ks)
+    local = torch.cat(ranks).cpu() if ranks else torch.empty(0, dtype=torch.float64)
+    if shard is not None:
+        import torch.distributed as dist
+
+        parts: list[torch.Tensor] = [torch.empty(0)] * shard[1]
+        dist.all_gather_object(parts, local)
+        local = torch.cat(parts)
+    out = metrics_from_ranks(local, cfg.ks)
     return out if cfg.mode == "full" else {f"sampled_{k}": v for k, v in out.items()}
 
 

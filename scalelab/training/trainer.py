@@ -125,6 +125,7 @@ def train_run(
     t_begin = time.perf_counter()
     out = (output_dir or default_output_dir(cfg)).resolve()
     device = resolve_device(cfg.train.device)
+    par = Parallel.current()
     fp = ckpt.fingerprint(cfg)
     ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
     state = ckpt.load(ckpt_path, device) if ckpt_path.exists() else None
@@ -156,6 +157,7 @@ def train_run(
     spec = resolve(cfg.model, cfg.padded_len())
     torch.manual_seed(cfg.train.seed)
     model = build_from_spec(spec, data.num_items).to(device)
+    net = par.wrap(model, device)  # DistributedDataParallel when several workers train together
     negs = {"sampled_softmax": cfg.train.num_negatives, "bce": 1, "full_softmax": data.num_items}[
         cfg.train.loss
     ]
@@ -210,6 +212,8 @@ def train_run(
             record = _train_epoch(
                 cfg,
                 model,
+                net,
+                par,
                 opt,
                 sched,
                 tset,
@@ -224,10 +228,16 @@ def train_run(
             if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
                 if valid is not None:
                     record.valid = evaluate(
-                        model, valid, cfg.eval, device, cfg.train.precision, seed=cfg.train.seed
+                        model,
+                        valid,
+                        cfg.eval,
+                        device,
+                        cfg.train.precision,
+                        seed=cfg.train.seed,
+                        shard=par.shard,
                     )
                 record.test = evaluate(
-                    model, test, cfg.eval, device, cfg.train.precision, seed=cfg.train.seed
+                    model, test, cfg.eval, device, cfg.train.precision, seed=cfg.train.seed, shard=par.shard
                 )
                 watched = record.valid if valid is not None else record.test
                 if monitor not in watched:
@@ -241,7 +251,8 @@ def train_run(
                         "valid": record.valid,
                         "test": record.test,
                     }
-                    ckpt.atomic_save({"model": model.state_dict(), "epoch": record.epoch}, best_path)
+                    if par.rank == 0:
+                        ckpt.atomic_save({"model": model.state_dict(), "epoch": record.epoch}, best_path)
                     patience_left = cfg.train.patience
                 elif patience_left is not None:
                     patience_left -= 1
@@ -250,7 +261,7 @@ def train_run(
                 entry["step_losses"], entry["first_step"] = record.step_losses, record.first_step
             history.append(entry)
             faults.before_checkpoint(out, injected, record.epoch)
-            ckpt.atomic_save(
+            par.save(
                 {
                     "fingerprint": fp,
                     "model": model.state_dict(),
@@ -274,11 +285,13 @@ def train_run(
                 break
     except TrainingDiverged as e:
         summary.update(status="diverged", failure_reason=str(e), history=history)
-        ckpt.atomic_write_json(summary, out / "summary.json")
+        if par.rank == 0:
+            ckpt.atomic_write_json(summary, out / "summary.json")
         raise
     except OutOfMemory as e:
         summary.update(status="oom", failure_reason=str(e), history=history)
-        ckpt.atomic_write_json(summary, out / "summary.json")
+        if par.rank == 0:
+            ckpt.atomic_write_json(summary, out / "summary.json")
         raise
     except OSError as e:
         if e.errno in _STORAGE_ERRNOS:  # disk full, read-only, quota: the last checkpoint is intact
@@ -310,13 +323,17 @@ def train_run(
     )
     summary["final_monitor"] = final_test
     summary["run_time_s"] = time.perf_counter() - t_begin  # this invocation: data, model, epochs, evals
-    ckpt.atomic_write_json(summary, out / "summary.json")
+    summary["workers"] = par.world
+    if par.rank == 0:
+        ckpt.atomic_write_json(summary, out / "summary.json")
     return summary
 
 
 def _train_epoch(
     cfg: RunConfig,
     model: torch.nn.Module,
+    net: torch.nn.Module,
+    par: Parallel,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
     tset: Any,
@@ -328,11 +345,11 @@ def _train_epoch(
     injected: set[str],
 ) -> EpochRecord:
     model.train()
-    torch.manual_seed(_seed(cfg.train.seed, epoch, 0))  # dropout masks
-    order = torch.randperm(
+    torch.manual_seed(_seed(cfg.train.seed, epoch, 0) + par.rank)  # dropout masks
+    order = torch.randperm(  # the same on every worker: each takes its slice of every global batch
         len(tset.lengths), generator=torch.Generator().manual_seed(_seed(cfg.train.seed, epoch, 1))
     )
-    gen = torch.Generator(device=device).manual_seed(_seed(cfg.train.seed, epoch, 2))  # negatives
+    gen = torch.Generator(device=device).manual_seed(_seed(cfg.train.seed, epoch, 2) + par.rank)  # negatives
     reset_peak_memory(device)
     bs = cfg.train.batch_size
     total_loss, total_targets, timed_targets = 0.0, 0, 0
@@ -344,10 +361,13 @@ def _train_epoch(
         if first and step == WARMUP_STEPS:
             t_timed, timed_targets = time.perf_counter(), 0
         rows = order[step * bs : (step + 1) * bs]
+        if len(rows) < par.world:  # a last batch too small to give every worker a row
+            continue
         try:
             faults.in_step(out, injected, epoch, step)
+            batch = tset.batch(rows[par.rank :: par.world])
             value, n = _train_step(
-                cfg, model, opt, sched, tset.batch(rows), device, gen, nan="nan" in injected and step == 0
+                cfg, model, net, par, opt, sched, batch, device, gen, nan="nan" in injected and step == 0
             )
         except TrainingDiverged as e:
             raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
@@ -379,6 +399,8 @@ def _train_epoch(
 def _train_step(
     cfg: RunConfig,
     model: torch.nn.Module,
+    net: torch.nn.Module,
+    par: Parallel,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
     batch: tuple[torch.Tensor, torch.Tensor],
@@ -386,10 +408,11 @@ def _train_step(
     gen: torch.Generator,
     nan: bool = False,
 ) -> tuple[float, int]:
-    """One optimiser step on one batch; returns (mean loss, number of targets)."""
+    """One optimiser step on one batch (this worker's slice of it); returns (mean loss over the
+    global batch, its number of targets)."""
     items, ts = (t.to(device, non_blocking=True) for t in batch)
     with autocast(device, cfg.train.precision):
-        h = model(items, ts)  # (B, n, D)
+        h = net(items, ts)  # (B, n, D)
     targets = items[:, 1:]
     mask = targets != 0
     users = h[:, :-1][mask].float()
@@ -403,16 +426,67 @@ def _train_step(
         loss = bce_one_negative(users, tgt, table, gen)
     if nan:
         loss = loss * float("nan")
-    value = float(loss.detach())
+    n = int(mask.sum())
+    value, n_all = par.global_mean(float(loss.detach()), n, device)
     if not math.isfinite(value):
         raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
+    if par.world > 1:  # DDP averages gradients over workers: weight so that the result is the
+        loss = loss * (n * par.world / n_all)  # gradient of the mean over all the batch's targets
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.train.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
     opt.step()
     sched.step()
-    return value, int(mask.sum())
+    return value, n_all
+
+
+@dataclass
+class Parallel:
+    """This process's place among the data-parallel workers of one run (rank 0 of 1 when alone).
+    Workers are started by Ray Train's TorchTrainer, which also creates the process group."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> Parallel:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size())
+        return cls()
+
+    @property
+    def shard(self) -> tuple[int, int] | None:
+        return (self.rank, self.world) if self.world > 1 else None
+
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index or 0] if device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def global_mean(self, local_mean: float, n: int, device: torch.device) -> tuple[float, int]:
+        """(mean over every worker's targets, their number); NaN anywhere makes it NaN everywhere."""
+        if self.world == 1:
+            return local_mean, n
+        import torch.distributed as dist
+
+        t = torch.tensor([local_mean * n, float(n)], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return float(t[0] / t[1]), int(t[1])
+
+    def save(self, obj: Any, path: Path) -> None:
+        """Rank 0 writes (the output directory is shared storage); the others wait for it."""
+        if self.rank == 0:
+            ckpt.atomic_save(obj, path)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
 
 class _Progress:

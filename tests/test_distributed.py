@@ -1,0 +1,162 @@
+"""Data-parallel trials (Ray Train TorchTrainer, gloo) and sweeps on a multi-node Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from sweep_helpers import mlflow_runs, sweep
+from test_sweeps import free_port
+
+# Full softmax and no dropout: nothing random but the data order, which both runs share, so one
+# worker and two workers with the same global batch must compute the same model.
+DDP_BASE = {
+    "data": {"synthetic": {"num_users": 300, "num_items": 60, "mean_seq_len": 12}, "max_seq_len": 12},
+    "model": {"family": "hstu", "heads": 1, "depth": 1, "width": 16, "dropout": 0.0},
+    "train": {"epochs": 3, "batch_size": 64, "loss": "full_softmax"},
+    "eval": {"ks": [10]},
+}
+
+
+def ddp_spec(tmp: Path, name: str, workers: int) -> Path:
+    spec = {
+        "name": name,
+        "base": DDP_BASE,
+        "resources": {"cpu": 1, "workers": workers},
+        "output_dir": str(tmp / name),
+        "tracking": {"mlflow_uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": name},
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def only_summary(root: Path) -> dict:
+    (path,) = list((root / "trials").glob("*/summary.json"))
+    return json.loads(path.read_text())
+
+
+def test_two_gloo_workers_train_the_same_model_as_one(tmp_path: Path) -> None:
+    p2 = sweep(str(ddp_spec(tmp_path, "two", workers=2)))
+    assert p2.returncode == 0, p2.stderr[-3000:]
+    p1 = sweep(str(ddp_spec(tmp_path, "one", workers=1)))
+    assert p1.returncode == 0, p1.stderr[-3000:]
+    two, one = only_summary(tmp_path / "two"), only_summary(tmp_path / "one")
+    assert two["workers"] == 2 and one["workers"] == 1
+    assert [h["loss"] for h in two["history"]] == pytest.approx([h["loss"] for h in one["history"]], rel=1e-4)
+    assert two["final"] == pytest.approx(one["final"], abs=2e-3)  # ranks may flip on near-ties
+    assert two["dataset"]["train_targets_per_epoch"] == one["dataset"]["train_targets_per_epoch"]
+    # every user evaluated once: the metrics are means over all users of the dataset
+    runs = mlflow_runs(tmp_path, "two")
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) == 2 and len(children) == 1, [r.info.run_name for r in runs]  # parent + one trial
+    from mlflow.tracking import MlflowClient
+
+    hist = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_metric_history(
+        children[0].info.run_id, "loss"
+    )
+    assert sorted(m.step for m in hist) == [1, 2, 3]
+
+
+def test_dry_run_refuses_a_trial_no_node_can_hold(tmp_path: Path) -> None:
+    spec = ddp_spec(tmp_path, "toobig", workers=2)
+    raw = yaml.safe_load(spec.read_text())
+    raw["resources"] = {"cpu": 1, "gpu": 1, "workers": 2}
+    spec.write_text(yaml.safe_dump(raw))
+    p = sweep(str(spec), "--dry-run")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "2 workers x 1" in p.stderr and "GPU" in p.stderr, p.stderr
+
+
+def start_node(args: list[str]) -> subprocess.Popen:
+    ray = str(Path(sys.executable).parent / "ray")
+    return subprocess.Popen(
+        [ray, "start", "--block", "--disable-usage-stats", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RAY_ADDRESS": ""},
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def stop_node(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_multi_node_sweep_survives_losing_a_node(tmp_path: Path) -> None:
+    """Two Ray nodes on this machine (a head and a worker node, `ray start` each); trials run on both;
+    the worker node is killed mid-sweep; its trial is retried on the head and the sweep completes."""
+    port = free_port()
+    head = start_node(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"])
+    worker = None
+    try:
+        address = f"127.0.0.1:{port}"
+        time.sleep(3)
+        worker = start_node([f"--address={address}", "--num-cpus=1"])
+        spec = {
+            "name": "nodes",
+            "base": {
+                "data": {"synthetic": {"num_users": 1500, "num_items": 100, "mean_seq_len": 20}, "max_seq_len": 20},
+                "model": {"family": "hstu", "heads": 1, "depth": 1},
+                "train": {"epochs": 4, "batch_size": 32, "num_negatives": 16},
+                "eval": {"ks": [10]},
+            },
+            "grid": {"model.width": [8, 12, 16, 20]},
+            "resources": {"cpu": 1},
+            "retries": 2,
+            "max_concurrent": 2,
+            "output_dir": str(tmp_path / "nodes"),
+            "tracking": {"mlflow_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "nodes"},
+        }  # fmt: skip
+        path = tmp_path / "nodes.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        # wait until both nodes have joined: the dry run reports the cluster's CPUs
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            p = sweep(str(path), "--address", address, "--dry-run")
+            if "2 cpu" in p.stdout:
+                break
+            time.sleep(2)
+        assert "2 cpu" in p.stdout, p.stdout + p.stderr
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "scalelab", "sweep", str(path), "--address", address],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        trials = tmp_path / "nodes" / "trials"
+
+        def nodes_used() -> set[str]:
+            return {
+                json.loads(line)["node_id"]
+                for f in trials.glob("*/attempts.jsonl")
+                for line in f.read_text().splitlines()
+            }
+
+        deadline = time.time() + 300
+        while time.time() < deadline and not (
+            len(nodes_used()) == 2 and list(trials.glob("*/checkpoint.pt"))
+        ):
+            time.sleep(0.2)
+        assert len(nodes_used()) == 2, "trials should run on both nodes"
+        stop_node(worker, signal.SIGKILL)  # the node dies with its running trial
+        worker = None
+        _, err = driver.communicate(timeout=900)
+        assert driver.returncode == 0, err[-3000:]
+        table = pd.read_csv(tmp_path / "nodes" / "runs.csv")
+        assert len(table) == 4 and (table["status"] == "finished").all()
+        attempts = {f.parent.name: f.read_text().splitlines() for f in trials.glob("*/attempts.jsonl")}
+        assert any(len(a) >= 2 for a in attempts.values()), "the lost node's trial should have been retried"
+    finally:
+        if worker is not None:
+            stop_node(worker)
+        stop_node(head)
+        Path("/tmp/ray/ray_current_cluster").unlink(missing_ok=True)
