@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import yaml
 from sweep_helpers import mlflow_runs, sweep
-from test_sweeps import free_port
 
 # Full softmax and no dropout: nothing random but the data order, which both runs share, so one
 # worker and two workers with the same global batch must compute the same model.
@@ -76,39 +75,41 @@ def test_dry_run_refuses_a_trial_no_node_can_hold(tmp_path: Path) -> None:
     assert "2 workers x 1" in p.stderr and "GPU" in p.stderr, p.stderr
 
 
-def start_node(args: list[str]) -> subprocess.Popen:
-    ray = str(Path(sys.executable).parent / "ray")
-    return subprocess.Popen(
-        [ray, "start", "--block", "--disable-usage-stats", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RAY_ADDRESS": ""},
-        start_new_session=True,
-    )  # fmt: skip
+NO_AUTH = {"RAY_AUTH_MODE": "disabled"}  # Ray's test cluster runs without token auth
+CLUSTER = """
+import sys
+from ray.cluster_utils import Cluster
 
-
-def stop_node(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=60)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+worker = cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+print(cluster.address, worker.node_id, flush=True)
+for line in sys.stdin:
+    if line.strip() == "remove":
+        cluster.remove_node(worker, allow_graceful=False)
+        print("removed", flush=True)
+    elif line.strip() == "exit":
+        break
+cluster.shutdown()
+"""
 
 
 def test_multi_node_sweep_survives_losing_a_node(tmp_path: Path) -> None:
-    """Two Ray nodes on this machine (a head and a worker node, `ray start` each); trials run on both;
-    the worker node is killed mid-sweep; its trial is retried on the head and the sweep completes."""
-    port = free_port()
-    head = start_node(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"])
-    worker = None
+    """Two Ray nodes on this machine (Ray's own multi-node test cluster: a head and a worker node, each
+    with its raylet); trials run on both; the worker node is removed mid-sweep; its trial is retried
+    on the head and the sweep completes."""
+    helper = subprocess.Popen(
+        [sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, **NO_AUTH},
+    )  # fmt: skip
     try:
-        address = f"127.0.0.1:{port}"
-        time.sleep(3)
-        worker = start_node([f"--address={address}", "--num-cpus=1"])
+        address, worker_node = helper.stdout.readline().split()
         spec = {
             "name": "nodes",
             "base": {
                 "data": {"synthetic": {"num_users": 1500, "num_items": 100, "mean_seq_len": 20}, "max_seq_len": 20},
                 "model": {"family": "hstu", "heads": 1, "depth": 1},
-                "train": {"epochs": 4, "batch_size": 32, "num_negatives": 16},
+                "train": {"epochs": 20, "batch_size": 32, "num_negatives": 16},
                 "eval": {"ks": [10]},
             },
             "grid": {"model.width": [8, 12, 16, 20]},
@@ -123,40 +124,54 @@ def test_multi_node_sweep_survives_losing_a_node(tmp_path: Path) -> None:
         # wait until both nodes have joined: the dry run reports the cluster's CPUs
         deadline = time.time() + 120
         while time.time() < deadline:
-            p = sweep(str(path), "--address", address, "--dry-run")
+            p = sweep(str(path), "--address", address, "--dry-run", env=NO_AUTH)
             if "2 cpu" in p.stdout:
                 break
             time.sleep(2)
         assert "2 cpu" in p.stdout, p.stdout + p.stderr
         driver = subprocess.Popen(
             [sys.executable, "-m", "scalelab", "sweep", str(path), "--address", address],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **NO_AUTH},
         )  # fmt: skip
         trials = tmp_path / "nodes" / "trials"
 
-        def nodes_used() -> set[str]:
+        def nodes_used() -> dict[str, str]:  # trial -> node of its latest attempt
             return {
-                json.loads(line)["node_id"]
+                f.parent.name: json.loads(f.read_text().splitlines()[-1])["node_id"]
                 for f in trials.glob("*/attempts.jsonl")
-                for line in f.read_text().splitlines()
+                if f.read_text().strip()
             }
 
+        def on_worker_running() -> list[str]:  # trials on the worker node with a checkpoint, not done
+            return [
+                t
+                for t, node in nodes_used().items()
+                if node == worker_node
+                and (trials / t / "checkpoint.pt").exists()
+                and not (trials / t / "summary.json").exists()
+            ]
+
         deadline = time.time() + 300
-        while time.time() < deadline and not (
-            len(nodes_used()) == 2 and list(trials.glob("*/checkpoint.pt"))
-        ):
-            time.sleep(0.2)
-        assert len(nodes_used()) == 2, "trials should run on both nodes"
-        stop_node(worker, signal.SIGKILL)  # the node dies with its running trial
-        worker = None
+        while time.time() < deadline and not (len(set(nodes_used().values())) == 2 and on_worker_running()):
+            time.sleep(0.1)
+        assert len(set(nodes_used().values())) == 2, "trials should run on both nodes"
+        victims = on_worker_running()
+        assert victims, "no trial was running on the worker node"
+        helper.stdin.write("remove\n")  # the worker node dies with its running trial
+        helper.stdin.flush()
+        assert helper.stdout.readline().strip() == "removed"
         _, err = driver.communicate(timeout=900)
         assert driver.returncode == 0, err[-3000:]
         table = pd.read_csv(tmp_path / "nodes" / "runs.csv")
         assert len(table) == 4 and (table["status"] == "finished").all()
-        attempts = {f.parent.name: f.read_text().splitlines() for f in trials.glob("*/attempts.jsonl")}
-        assert any(len(a) >= 2 for a in attempts.values()), "the lost node's trial should have been retried"
+        for t in victims:  # retried on the surviving node, resuming from the last checkpoint
+            attempts = [json.loads(x) for x in (trials / t / "attempts.jsonl").read_text().splitlines()]
+            assert len(attempts) >= 2 and attempts[-1]["node_id"] != worker_node, attempts
+            assert json.loads((trials / t / "summary.json").read_text())["resumed_from_epoch"] >= 1
     finally:
-        if worker is not None:
-            stop_node(worker)
-        stop_node(head)
-        Path("/tmp/ray/ray_current_cluster").unlink(missing_ok=True)
+        try:
+            helper.stdin.write("exit\n")
+            helper.stdin.flush()
+            helper.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            os.killpg(helper.pid, signal.SIGKILL)

@@ -238,7 +238,8 @@ def _ray_init(address: str | None, num_cpus: int | None = None, env: dict[str, s
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Clusters started by `ray start` (Ray >= 2.59) require the token that command wrote to
-    # ~/.ray/auth_token; a driver only sends it when token mode is on.
+    # ~/.ray/auth_token; a driver only sends it when token mode is on. (A cluster without token auth
+    # needs RAY_AUTH_MODE=disabled in the driver's environment, which is respected.)
     has_token = os.environ.get("RAY_AUTH_TOKEN") or Path("~/.ray/auth_token").expanduser().exists()
     if address is not None and "RAY_AUTH_MODE" not in os.environ and has_token:
         os.environ["RAY_AUTH_MODE"] = "token"
