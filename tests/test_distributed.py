@@ -53,6 +53,8 @@ def test_two_gloo_workers_train_the_same_model_as_one(tmp_path: Path) -> None:
     assert [h["loss"] for h in two["history"]] == pytest.approx([h["loss"] for h in one["history"]], rel=1e-4)
     assert two["final"] == pytest.approx(one["final"], abs=2e-3)  # ranks may flip on near-ties
     assert two["dataset"]["train_targets_per_epoch"] == one["dataset"]["train_targets_per_epoch"]
+    print(f"\n2 workers: loss {[h['loss'] for h in two['history']]} final {two['final']}")
+    print(f"1 worker:  loss {[h['loss'] for h in one['history']]} final {one['final']}")
     # every user evaluated once: the metrics are means over all users of the dataset
     runs = mlflow_runs(tmp_path, "two")
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

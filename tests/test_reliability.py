@@ -152,7 +152,8 @@ def test_tracking_server_outages_lose_no_metric(tmp_path: Path) -> None:
         _, err = driver.communicate(timeout=600)
         assert driver.returncode == 0, err[-3000:]
         assert not (root / "tracking_spool.jsonl").exists()
-        check_complete_tracking(server.uri, "outage", cells=4)
+        found = check_complete_tracking(server.uri, "outage", cells=4)
+        print(f"\nserver down for two trials: {found} metric values found")
 
         # 2. the server is gone when the sweep ends: a loud failure, the writes kept in the spool,
         #    delivered by the next invocation
@@ -176,7 +177,10 @@ def test_tracking_server_outages_lose_no_metric(tmp_path: Path) -> None:
         assert p.returncode == 0, p.stderr
         assert "4 already done" in p.stdout
         assert not (root / "tracking_spool.jsonl").exists()
-        check_complete_tracking(server.uri, "gone", cells=4)
+        found = check_complete_tracking(server.uri, "gone", cells=4)
+        print(
+            f"server gone at the end: {len(spooled)} writes spooled, delivered on re-run; {found} metric values found"
+        )
     finally:
         server.kill()
 
