@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test test-all demo lint bench reproduce-ml1m clean
+.PHONY: install test test-all demo lint bench reproduce-ml1m reproduce-ml1m-movies clean
 
 install: $(STAMP)
 
@@ -54,6 +54,16 @@ reproduce-ml1m: $(STAMP)
 		if [ -f results/reproduction/ml1m-$$m/summary.json ] && grep -q '"status": "finished"' results/reproduction/ml1m-$$m/summary.json; then \
 			echo "ml1m-$$m finished"; continue; fi; \
 		$(BIN)/scalelab train configs/ml1m_$$m.yaml --set data.path=$(ML1M) -o results/reproduction/ml1m-$$m || exit 1; \
+	done
+
+# The same with Meta's catalogue: every movie of movies.dat is a candidate (rated or not).
+ML1M_MOVIES ?= $(dir $(ML1M))movies.dat
+reproduce-ml1m-movies: $(STAMP)
+	@for m in $(REPRO_MODELS); do \
+		if [ -f results/reproduction/ml1m-$$m-movies/summary.json ] && grep -q '"status": "finished"' results/reproduction/ml1m-$$m-movies/summary.json; then \
+			echo "ml1m-$$m-movies finished"; continue; fi; \
+		$(BIN)/scalelab train configs/ml1m_$$m.yaml --set data.path=$(ML1M) --set data.catalogue=$(ML1M_MOVIES) \
+			-o results/reproduction/ml1m-$$m-movies || exit 1; \
 	done
 
 clean:

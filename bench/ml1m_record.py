@@ -39,7 +39,8 @@ negatives from) all 3,883 movies of movies.dat, 467 of which are rare or never r
 3,416 items of the 5-core copy; (2) data: the 5-core copy has 598 fewer interactions; (3) HSTU's
 attention divisor is Meta's padded length 211 (200 + 1 + 10 output slots) against our 201; (4) one
 seed on each side. Next steps: a run with the movies.dat catalogue (unrated movies as candidates and
-negatives) and a second seed, on a GPU when one is lent (a CPU run takes about 1.5 h).
+negatives: the `-movies` rows, `make reproduce-ml1m-movies`) and a second seed, on a GPU when one is
+lent (a CPU run takes about 1.5 h).
 """
 
 
@@ -68,7 +69,7 @@ def main() -> None:
         evals = [h for h in info["history"] if "test_hr@10" in h]
         last = evals[-1] if evals else {}
         times = [h["epoch_time_s"] for h in info["history"]]
-        pub = PUBLISHED.get(model, (float("nan"), float("nan")))
+        pub = PUBLISHED.get(model.split("-")[0], (float("nan"), float("nan")))
         rows.append((model, info, last, pub, sorted(times)[len(times) // 2] if times else float("nan")))
         curves[model] = [(h["epoch"], h["test_hr@10"], h["test_ndcg@10"]) for h in evals]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
@@ -78,7 +79,7 @@ def main() -> None:
         e, hr, nd = zip(*pts, strict=True)
         axes[0].plot(e, hr, marker=".", label=model)
         axes[1].plot(e, nd, marker=".", label=model)
-        pub = PUBLISHED.get(model)
+        pub = PUBLISHED.get(model.split("-")[0])
         if pub:
             axes[0].axhline(pub[0], ls="--", lw=0.8, color=axes[0].lines[-1].get_color())
             axes[1].axhline(pub[1], ls="--", lw=0.8, color=axes[1].lines[-1].get_color())
@@ -98,8 +99,9 @@ def main() -> None:
         "Protocol: leave-last-out (no validation split, as Meta), last 200 items, width 50, depth 2, 1 head, dropout 0.2,",
         "128 uniformly sampled negatives per position, temperature 0.05, AdamW lr 1e-3 betas (0.9, 0.98), batch 128,",
         "101 epochs, test evaluated every 5 epochs, full ranking of all 3,416 items with the user's input history filtered.",
-        "Data: ../shared/datasets/ml-1m (5-core ML-1M: 6,040 users, 3,416 items, 999,611 interactions; Meta's copy has",
-        "3,706 items, so our catalogue is 8% smaller, which makes full-ranking metrics slightly easier).",
+        "Data: ../shared/datasets/ml-1m (5-core ML-1M: 6,040 users, 3,416 items, 999,611 interactions). Meta ranks all",
+        "3,883 movies of movies.dat (3,706 of them rated in its copy); rows `<model>-movies` do the same",
+        "(`make reproduce-ml1m-movies`: `--set data.catalogue=../shared/datasets/ml-1m/movies.dat`, 467 unrated candidates added).",
         "Machine: this 2-core CPU, shared during the runs with tests and other jobs (epoch times are noisy upper bounds).",
         "",
         "| model | status | epochs | HR@10 | published | diff | NDCG@10 | published | diff | HR@50 | NDCG@50 | HR@200 | NDCG@200 | median epoch time |",

@@ -132,6 +132,12 @@ class DataConfig(StrictModel):
     )
     subsample_seed: int = Field(0, ge=0, description="Seed of the user subsample.")
     cache: bool = Field(True, description="Reuse the processed-dataset cache.")
+    catalogue: str | None = Field(
+        None,
+        description="Item list completing the catalogue: its items absent from the (filtered) interactions "
+        "become candidates that are ranked and drawn as negatives. MovieLens movies.dat / u.item or one id per "
+        "line. Meta's ML-1M protocol ranks every movie of movies.dat.",
+    )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> DataConfig:

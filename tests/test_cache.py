@@ -90,3 +90,40 @@ def test_string_ids_survive_the_cache(tmp_path: Path) -> None:
         "u1",
         "u2",
     ]
+
+
+def test_catalogue_adds_unseen_items_as_candidates(tmp_path: Path) -> None:
+    from scalelab.config import load_config
+    from scalelab.data.loader import cache_key, load_dataset
+
+    rows = [f"{u}::{i}::5::{100 + i}" for u in range(1, 6) for i in (1, 2, 3, 5)]
+    (tmp_path / "ratings.dat").write_text("\n".join(rows) + "\n")
+    (tmp_path / "movies.dat").write_text(
+        "1::A (1995)::Comedy\n2::B::Drama\n3::C::Drama\n4::D::X\n5::E::Y\n9::F::Z\n"
+    )
+    base = [f"data.path={tmp_path / 'ratings.dat'}", "data.min_user_count=1", "data.min_item_count=1"]
+    plain = load_dataset(load_config(None, base).data)
+    cfg = load_config(None, [*base, f"data.catalogue={tmp_path / 'movies.dat'}"])
+    full = load_dataset(cfg.data)
+    assert plain.num_items == 4 and full.num_items == 6
+    assert sorted(int(x) for x in full.item_ids[1:]) == [1, 2, 3, 4, 5, 9]
+    assert (full.items == plain.items).all()  # sequences unchanged: the new items only join the catalogue
+    assert full.meta["catalogue_extra_items"] == 2
+    assert cache_key(cfg.data) != cache_key(load_config(None, base).data)
+    again = load_dataset(cfg.data)  # from the cache
+    assert again.num_items == 6 and again.meta["cache"]["hit"]
+
+
+def test_ml1m_with_movies_dat_has_metas_catalogue() -> None:
+    from conftest import shared_file
+
+    from scalelab.config import load_config
+    from scalelab.data.loader import load_dataset
+
+    movies = shared_file("ml-1m/movies.dat")
+    data = load_dataset(
+        load_config(
+            None, [f"data.path={shared_file('ml-1m/interactions.tsv.gz')}", f"data.catalogue={movies}"]
+        ).data
+    )
+    assert data.num_items == 3883 and data.meta["catalogue_extra_items"] == 467

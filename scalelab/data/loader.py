@@ -81,6 +81,9 @@ def cache_key(cfg: DataConfig) -> str:
         fields.pop("synthetic")
         fields.pop("path")
         source = {"sha256": source_fingerprint(resolve_source(cfg.path))}
+    if cfg.catalogue is not None:
+        fields.pop("catalogue")
+        source["catalogue_sha256"] = source_fingerprint(_catalogue_path(cfg.catalogue))
     blob = json.dumps({"v": PIPELINE_VERSION, "source": source, "prep": fields}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -104,6 +107,8 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
         df = read_interactions(src, cfg.format, cfg.columns)
         source = str(src)
     data = build_sequences(df, cfg, source)
+    if cfg.catalogue is not None:
+        data = add_catalogue(data, read_catalogue(_catalogue_path(cfg.catalogue)))
     data.meta["cache_key"] = key
     if cfg.cache:
         try:
@@ -111,6 +116,53 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
         except OSError as e:  # the cache is an optimisation: say so, keep going
             data.meta["cache_error"] = f"{e.__class__.__name__}: {e}"
     data.meta["cache"] = {"key": key, "path": str(entry), "hit": False}
+    return data
+
+
+def _catalogue_path(path: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{p}: no such file (data.catalogue)")
+    return p.resolve()
+
+
+def read_catalogue(path: Path) -> list[str]:
+    """Item ids of a catalogue file: the first field of each line (`::`, `|`, TAB or comma separated)."""
+    ids = []
+    with open(path, encoding="latin-1") as f:
+        for n, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            for sep in ("::", "|", "\t", ","):
+                if sep in line:
+                    line = line.split(sep, 1)[0]
+                    break
+            if not line.strip():
+                raise DataError(f"{path}:{n}: empty item id")
+            ids.append(line.strip())
+    if not ids:
+        raise DataError(f"{path}: no item ids (data.catalogue)")
+    return ids
+
+
+def add_catalogue(data: SequenceData, ids: list[str]) -> SequenceData:
+    """Append the catalogue's items that the sequences do not contain (ids num_items+1, ...)."""
+    import numpy as np
+
+    known = {str(x) for x in data.item_ids[1:]}
+    extra = list(dict.fromkeys(i for i in ids if i not in known))
+    if extra:
+        kind = data.item_ids.dtype
+        new = (
+            np.asarray([int(i) for i in extra], dtype=kind)
+            if kind.kind in "iu" and all(i.lstrip("-").isdigit() for i in extra)
+            else np.asarray(extra)
+        )
+        data.item_ids = np.concatenate(
+            [data.item_ids.astype(new.dtype) if new.dtype.kind == "U" else data.item_ids, new]
+        )
+    data.meta["catalogue_extra_items"] = len(extra)
     return data
 
 
