@@ -498,7 +498,18 @@ def run_sweep(
     loggers: dict[str, Any] = {}
     parent = outbox = None
     if track:
-        parent, outbox = _open_tracking(spec, root, cells, todo, state, loggers)
+        # Creating the MLflow runs (seconds on a fresh sqlite store) overlaps with starting Ray.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            opening = pool.submit(_open_tracking, spec, root, cells, todo, state, loggers)
+            if todo:
+                try:
+                    _ray_init(address, env=_trial_env())
+                except UserError:
+                    opening.result()  # a tracking error, if any, is the first thing to report
+                    raise
+            parent, outbox = opening.result()
         res.write_state(root, state)
 
     cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.eval.monitor)
@@ -593,6 +604,16 @@ def _open_tracking(
     return parent, outbox
 
 
+def _trial_env() -> dict[str, str]:
+    """Environment the trial processes need from the driver's."""
+    env = {k: os.environ[k] for k in _ENV_PASSED if k in os.environ}
+    env.setdefault(
+        "SCALELAB_CACHE",
+        str(Path(os.environ.get("SCALELAB_CACHE", "~/.cache/scalelab/processed")).expanduser()),
+    )
+    return env
+
+
 def _run_tune(
     spec: SweepSpec,
     todo: list[PlannedCell],
@@ -601,12 +622,7 @@ def _run_tune(
     cb: _DriverCallback,
     status: Callable[[Counts], Any] | None,
 ) -> None:
-    env = {k: os.environ[k] for k in _ENV_PASSED if k in os.environ}
-    env.setdefault(
-        "SCALELAB_CACHE",
-        str(Path(os.environ.get("SCALELAB_CACHE", "~/.cache/scalelab/processed")).expanduser()),
-    )
-    ray = _ray_init(address, env=env)
+    ray = _ray_init(address, env=_trial_env())
     from ray import tune
 
     from scalelab.sweeps.trial import run_cell

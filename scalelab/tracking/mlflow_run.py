@@ -194,6 +194,7 @@ class RunLogger:
         try:
             exp = self.client.get_experiment_by_name(experiment)
             exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+            self.reopened = run_id is not None
             if run_id is not None:
                 self.run_id = run_id
                 self.client.log_batch(run_id, tags=_tags(all_tags))
@@ -208,7 +209,7 @@ class RunLogger:
             ) from None
 
     def log_params(self, params: dict[str, Any]) -> None:
-        existing = self.client.get_run(self.run_id).data.params
+        existing = self.client.get_run(self.run_id).data.params if self.reopened else {}
         items = [[k, v[:6000]] for k, v in flatten(params).items() if k not in existing]
         for i in range(0, len(items), PARAM_BATCH):
             self.outbox.submit(
