@@ -48,7 +48,7 @@ bench: $(STAMP)
 # The ML-1M reproduction of Meta's published numbers (hours on CPU). Re-running resumes every run
 # from its last checkpoint; finished runs are skipped. Results in results/reproduction/.
 ML1M ?= ../shared/datasets/ml-1m/interactions.tsv.gz
-REPRO_MODELS ?= hstu sasrec
+REPRO_MODELS ?= hstu sasrec  # also: hstu_large fuxi_alpha (depth 8, 2 heads)
 reproduce-ml1m: $(STAMP)
 	@for m in $(REPRO_MODELS); do \
 		if [ -f results/reproduction/ml1m-$$m/summary.json ] && grep -q '"status": "finished"' results/reproduction/ml1m-$$m/summary.json; then \
