@@ -57,3 +57,15 @@ def test_test_examples_are_the_last_events(split) -> None:
 def test_label_rule_needs_ratings(split) -> None:
     with pytest.raises(ValueError, match="needs ratings"):
         build_examples(split, "train", 0.5, seed=0, label_threshold=4)
+
+
+def test_label_rule_on_ml100k_ratings() -> None:
+    from conftest import shared_file
+
+    cfg = load_config(None, [f"data.path={shared_file('ml-100k/u.data')}", "data.max_seq_len=50"])
+    data = load_dataset(cfg.data)
+    sp = make_split(data, cfg.data.split, cfg.data.max_seq_len)
+    ex = build_examples(sp, "train", 0.0, seed=0, label_threshold=4)
+    assert len(ex) == int((sp.train_end - data.ptr[:-1] - 1).sum())  # rate 0: events only
+    assert (ex.label == (data.ratings[ex.pos] >= 4)).all()
+    assert 0.5 < ex.label.mean() < 0.6  # ML-100K: 55% of ratings are 4 or 5
