@@ -185,29 +185,11 @@ def sweep(
         with err.status("sizing cells ...", spinner="dots"):
             planned = runner.plan(spec, cells)
         _print_plan(spec, planned)
-        available = runner.cluster_resources(address or spec.address)
-        runner.preflight(planned, available, str(spec_file))
         nodes = runner.cluster_nodes(address or spec.address)
-        shapes: dict[tuple, int] = {}
-        for p in planned:
-            key = tuple(sorted(p.resources.items()))
-            if key not in shapes:
-                shapes[key] = runner.trials_that_fit(p.resources, nodes)
-            if shapes[key] == 0:
-                raise UserError(
-                    f"{spec_file}: cell {p.cell.cell_id} ({p.cell.config.name}) cannot be placed: "
-                    f"{int(p.resources.get('workers', 1))} workers x "
-                    f"{', '.join(f'{v:g} {k}' for k, v in p.resources.items() if k != 'workers' and v)} "
-                    f"do not fit on the {len(nodes)} node(s) (largest: "
-                    f"{', '.join(f'{v:g} {k}' for k, v in max(nodes, key=lambda n: n['cpu']).items())})"
-                )
-        for key, n in shapes.items():
-            r = dict(key)
-            out.print(
-                f"trials of {int(r.get('workers', 1))} worker(s) x "
-                f"{', '.join(f'{v:g} {k}' for k, v in r.items() if k != 'workers' and v)}: {n} at once on "
-                f"{len(nodes)} node(s)"
-            )
+        fits = runner.preflight(planned, nodes, str(spec_file))
+        for shape, n in fits.items():
+            out.print(f"trials of {runner.describe_shape(shape)}: {n} at once on {len(nodes)} node(s)")
+        available = runner.totals(nodes)
         out.print(
             f"preflight ok: every trial fits on {', '.join(f'{v:g} {k}' for k, v in available.items())}"
         )

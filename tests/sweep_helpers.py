@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ BASE = {
 }
 
 
-def write_spec(tmp: Path, name: str, **extra: object) -> Path:
+def write_spec(tmp: Path, name: str, uri: str | None = None, **extra: object) -> Path:
+    """A 4-cell spec (depth x width) under tmp; `uri` defaults to tmp/mlflow.db; `extra` overrides."""
     spec = {
         "name": name,
         "base": BASE,
@@ -27,7 +29,7 @@ def write_spec(tmp: Path, name: str, **extra: object) -> Path:
         "resources": {"cpu": 1},
         "retries": 1,
         "output_dir": str(tmp / name),
-        "tracking": {"mlflow_uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": name},
+        "tracking": {"mlflow_uri": uri or f"sqlite:///{tmp / 'mlflow.db'}", "experiment": name},
         **extra,
     }
     path = tmp / f"{name}.yaml"
@@ -42,6 +44,21 @@ def sweep(
         [sys.executable, "-m", "scalelab", "sweep", *args],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )  # fmt: skip
+
+
+def start_sweep(*args: str, env: dict[str, str] | None = None, capture: bool = True) -> subprocess.Popen:
+    """`scalelab sweep ARGS` in the background (output captured as text, or discarded)."""
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "scalelab", "sweep", *args],
+        stdout=out, stderr=out, text=True, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def mlflow_runs(tmp: Path, experiment: str) -> list:

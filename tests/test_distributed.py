@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from sweep_helpers import mlflow_runs, sweep
+from sweep_helpers import mlflow_runs, start_sweep, sweep
 
 # Full softmax and no dropout: nothing random but the data order, which both runs share, so one
 # worker and two workers with the same global batch must compute the same model.
@@ -131,10 +131,7 @@ def test_multi_node_sweep_survives_losing_a_node(tmp_path: Path) -> None:
                 break
             time.sleep(2)
         assert "2 cpu" in p.stdout, p.stdout + p.stderr
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "scalelab", "sweep", str(path), "--address", address],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **NO_AUTH},
-        )  # fmt: skip
+        driver = start_sweep(str(path), "--address", address, env=NO_AUTH)
         trials = tmp_path / "nodes" / "trials"
 
         def nodes_used() -> dict[str, str]:  # trial -> node of its latest attempt

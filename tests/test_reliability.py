@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from sweep_helpers import BASE, cell_ids, sweep
+from sweep_helpers import BASE, cell_ids, free_port, start_sweep, sweep, write_spec
 
 from scalelab.errors import UserError
 
@@ -25,19 +24,8 @@ STEPS_PER_EPOCH = 4  # 200 synthetic users, batch 64
 
 
 def spec_file(tmp: Path, name: str, uri: str, **extra: object) -> Path:
-    spec = {
-        "name": name,
-        "base": STEP_BASE,
-        "grid": {"model.depth": [1, 2], "model.width": [8, 16]},
-        "resources": {"cpu": 1},
-        "max_concurrent": 1,
-        "output_dir": str(tmp / name),
-        "tracking": {"mlflow_uri": uri, "experiment": name},
-        **extra,
-    }
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    """The shared 4-cell spec, 3 epochs with step metrics, one trial at a time."""
+    return write_spec(tmp, name, uri, base=STEP_BASE, max_concurrent=1, **extra)
 
 
 def wait_for(pred, timeout: float = 300, what: str = "condition") -> None:
@@ -79,10 +67,7 @@ def test_driver_sigkill_then_rerun_finishes_only_missing_cells(tmp_path: Path) -
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = spec_file(tmp_path, "killed", uri)
     root = tmp_path / "killed"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "scalelab", "sweep", str(spec)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    driver = start_sweep(str(spec), capture=False)
     wait_for(lambda: summaries(root) >= 2 or driver.poll() is not None, what="two finished trials")
     os.kill(driver.pid, signal.SIGKILL)  # no handler runs: nothing is flushed or cleaned up
     driver.wait()
@@ -130,8 +115,6 @@ class MlflowServer:
 
 
 def test_tracking_server_outages_lose_no_metric(tmp_path: Path) -> None:
-    from test_sweeps import free_port
-
     server = MlflowServer(tmp_path, free_port())
     server.start()
     try:
@@ -139,10 +122,7 @@ def test_tracking_server_outages_lose_no_metric(tmp_path: Path) -> None:
         #    buffered and delivered, the sweep ends cleanly
         spec = spec_file(tmp_path, "outage", server.uri)
         root = tmp_path / "outage"
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "scalelab", "sweep", str(spec)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        driver = start_sweep(str(spec))
         wait_for(lambda: summaries(root) >= 1, what="the first trial")
         server.kill()
         wait_for(
@@ -160,10 +140,7 @@ def test_tracking_server_outages_lose_no_metric(tmp_path: Path) -> None:
         spec = spec_file(tmp_path, "gone", server.uri, tracking={
             "mlflow_uri": server.uri, "experiment": "gone", "drain_timeout_s": 2})  # fmt: skip
         root = tmp_path / "gone"
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "scalelab", "sweep", str(spec)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        driver = start_sweep(str(spec))
         wait_for(lambda: summaries(root) >= 1, what="the first trial")
         server.kill()
         _, err = driver.communicate(timeout=600)
@@ -186,8 +163,6 @@ def test_tracking_server_outages_lose_no_metric(tmp_path: Path) -> None:
 
 
 def test_unreachable_tracking_store_is_refused_before_launch(tmp_path: Path) -> None:
-    from test_sweeps import free_port
-
     spec = spec_file(tmp_path, "nostore", f"http://127.0.0.1:{free_port()}")
     p = sweep(str(spec))
     assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from sweep_helpers import BASE, cell_ids, mlflow_runs, sweep, write_spec
+from sweep_helpers import BASE, cell_ids, free_port, mlflow_runs, start_sweep, sweep, write_spec
 
 from scalelab.errors import ConfigError
 from scalelab.sweeps.spec import load_sweep
@@ -83,11 +82,7 @@ def test_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path: Path) 
     spec = write_spec(
         tmp_path, "interrupt", max_concurrent=1, base={**BASE, "train": {**BASE["train"], "epochs": 3}}
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scalelab", "sweep", str(spec)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_sweep(str(spec), capture=False)
     trials = tmp_path / "interrupt" / "trials"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(trials.glob("*/summary.json"))) < 2:
@@ -105,12 +100,6 @@ def test_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path: Path) 
     assert len(children) == 4, [r.info.run_name for r in children]
     parents = [r for r in mlflow_runs(tmp_path, "interrupt") if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sweep_on_an_existing_ray_cluster(tmp_path: Path) -> None:

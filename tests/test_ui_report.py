@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sweep_helpers import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
@@ -27,12 +27,6 @@ def browser(tmp: Path, *args: str, timeout: int = 120) -> str:
     p = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
                        capture_output=True, text=True, timeout=timeout)  # fmt: skip
     return p.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from scalelab.config import DataConfig
 from scalelab.data import download
 from scalelab.data.preprocess import build_sequences
@@ -147,21 +149,15 @@ def read_catalogue(path: Path) -> list[str]:
 
 
 def add_catalogue(data: SequenceData, ids: list[str]) -> SequenceData:
-    """Append the catalogue's items that the sequences do not contain (ids num_items+1, ...)."""
-    import numpy as np
-
+    """Append the catalogue's items that the sequences do not contain (ids num_items+1, ...);
+    raw ids stay integers when both sides are, else everything becomes a string."""
     known = {str(x) for x in data.item_ids[1:]}
     extra = list(dict.fromkeys(i for i in ids if i not in known))
     if extra:
-        kind = data.item_ids.dtype
-        new = (
-            np.asarray([int(i) for i in extra], dtype=kind)
-            if kind.kind in "iu" and all(i.lstrip("-").isdigit() for i in extra)
-            else np.asarray(extra)
-        )
-        data.item_ids = np.concatenate(
-            [data.item_ids.astype(new.dtype) if new.dtype.kind == "U" else data.item_ids, new]
-        )
+        if data.item_ids.dtype.kind in "iu" and all(i.lstrip("-").isdigit() for i in extra):
+            data.item_ids = np.concatenate([data.item_ids, np.asarray(extra, dtype=np.int64)])
+        else:
+            data.item_ids = np.concatenate([data.item_ids.astype(str), np.asarray(extra)])
     data.meta["catalogue_extra_items"] = len(extra)
     return data
 

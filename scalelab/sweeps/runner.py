@@ -129,13 +129,9 @@ def local_resources() -> dict[str, float]:
     return {"cpu": float(os.cpu_count() or 1), "gpu": float(torch.cuda.device_count()), "npu": float(npus)}
 
 
-def cluster_resources(address: str | None) -> dict[str, float]:
-    """Totals of the cluster at `address` (connecting to it), or of this machine."""
-    if address is None:
-        return local_resources()
-    ray = _ray_init(address)
-    r = ray.cluster_resources()
-    return {"cpu": float(r.get("CPU", 0)), "gpu": float(r.get("GPU", 0)), "npu": float(r.get("NPU", 0))}
+def totals(nodes: list[dict[str, float]]) -> dict[str, float]:
+    """The cluster's total cpu, gpu and npu."""
+    return {k: sum(n[k] for n in nodes) for k in ("cpu", "gpu", "npu")}
 
 
 def cluster_nodes(address: str | None) -> list[dict[str, float]]:
@@ -171,7 +167,14 @@ def trials_that_fit(resources: dict[str, float], nodes: list[dict[str, float]]) 
     return count
 
 
-def preflight(planned: list[PlannedCell], available: dict[str, float], source: str) -> None:
+Shape = tuple[tuple[str, float], ...]  # a trial's resources, hashable
+
+
+def preflight(planned: list[PlannedCell], nodes: list[dict[str, float]], source: str) -> dict[Shape, int]:
+    """Refuse a cell the cluster cannot run: more than its totals, or workers no set of nodes can
+    hold. Returns, per resource shape, how many trials of it fit at once."""
+    available = totals(nodes)
+    fits: dict[Shape, int] = {}
     for p in planned:
         workers = int(p.resources.get("workers", 1))
         for k, per in p.resources.items():
@@ -184,6 +187,23 @@ def preflight(planned: list[PlannedCell], available: dict[str, float], source: s
                     f"{f' ({workers} workers x {per:g})' if workers > 1 else ''} but the cluster has "
                     f"{available.get(k, 0.0):g} {k.upper()}"
                 )
+        shape = tuple(sorted(p.resources.items()))
+        if shape not in fits:
+            fits[shape] = trials_that_fit(p.resources, nodes)
+        if fits[shape] == 0:
+            largest = max(nodes, key=lambda n: n["cpu"])
+            raise UserError(
+                f"{source}: cell {p.cell.cell_id} ({p.cell.config.name}) cannot be placed: {describe_shape(shape)} "
+                f"do not fit on the {len(nodes)} node(s) (largest: {', '.join(f'{v:g} {k}' for k, v in largest.items())})"
+            )
+    return fits
+
+
+def describe_shape(shape: Shape) -> str:
+    r = dict(shape)
+    return f"{int(r.get('workers', 1))} worker(s) x " + ", ".join(
+        f"{v:g} {k}" for k, v in r.items() if k != "workers" and v
+    )
 
 
 def check_writable(root: Path) -> None:
@@ -390,21 +410,18 @@ def backfill(lg: Any, summary: dict[str, Any], sent: Sent | None = None) -> None
         return
     sent = sent or Sent()
     epochs = {int(h["epoch"]) for h in history}
-    steps = {int(h.get("first_step", 1)) + i for h in history for i in range(len(h.get("step_losses") or []))}
     have = sent.epochs if epochs <= sent.epochs else lg.logged_steps("loss")
     for h in history:
         if int(h["epoch"]) not in have:
             lg.log_metrics(epoch_metrics(h), step=int(h["epoch"]))
+    steps = {  # global step -> loss
+        int(h.get("first_step", 1)) + i: v for h in history for i, v in enumerate(h.get("step_losses") or [])
+    }
     if steps:
-        have_steps = sent.steps if steps <= sent.steps else lg.logged_steps("step_loss")
-        for h in history:
-            losses, first = h.get("step_losses") or [], int(h.get("first_step", 1))
-            missing = [i for i in range(len(losses)) if first + i not in have_steps]
-            if len(missing) == len(losses):
-                lg.log_series("step_loss", losses, first)
-            else:
-                for i in missing:
-                    lg.log_series("step_loss", [losses[i]], first + i)
+        have_steps = sent.steps if steps.keys() <= sent.steps else lg.logged_steps("step_loss")
+        missing = {k: v for k, v in steps.items() if k not in have_steps}
+        if missing:
+            lg.log_points("step_loss", missing)
 
 
 @dataclass
@@ -479,7 +496,8 @@ def run_sweep(
     address = address or spec.address
     cells = absolute_data_paths(cells)
     planned = plan(spec, cells)
-    preflight(planned, cluster_resources(address), source)
+    nodes = cluster_nodes(address)
+    preflight(planned, nodes, source)
 
     by_id = {c.cell_id: c for c in cells}
     state = res.read_state(root)
@@ -515,7 +533,7 @@ def run_sweep(
     cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.eval.monitor)
     try:
         if todo:
-            _run_tune(spec, todo, root, address, cb, status)
+            _run_tune(spec, todo, root, address, cb, status, totals(nodes))
     finally:
         res.write_state(root, state)
         table = res.build_table(root, cells, state)
@@ -621,6 +639,7 @@ def _run_tune(
     address: str | None,
     cb: _DriverCallback,
     status: Callable[[Counts], Any] | None,
+    available: dict[str, float],
 ) -> None:
     ray = _ray_init(address, env=_trial_env())
     from ray import tune
@@ -663,9 +682,8 @@ def _run_tune(
     bridge.key = id(cb)
     max_conc = spec.max_concurrent
     if max_conc is None:
-        avail = cluster_resources(address)
         per = max(p.resources["cpu"] * p.resources.get("workers", 1) for p in todo)
-        max_conc = max(1, int(avail["cpu"] // per))
+        max_conc = max(1, int(available["cpu"] // per))
     storage = Path(spec.storage_path).resolve() if spec.storage_path else root / "ray"
     tuner = tune.Tuner(
         trainable,

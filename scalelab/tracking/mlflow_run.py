@@ -223,8 +223,12 @@ class RunLogger:
 
     def log_series(self, key: str, values: list[float], first_step: int) -> None:
         """One metric at consecutive steps first_step, first_step + 1, ..."""
+        self.log_points(key, {first_step + i: v for i, v in enumerate(values)})
+
+    def log_points(self, key: str, points: dict[int, float]) -> None:
+        """One metric at the given steps."""
         now = int(time.time() * 1000)
-        self._log([[metric_key(key), float(v), now, first_step + i] for i, v in enumerate(values)])
+        self._log([[metric_key(key), float(v), now, step] for step, v in points.items()])
 
     def _log(self, items: list[list[Any]]) -> None:
         for i in range(0, len(items), METRIC_BATCH):

@@ -202,6 +202,7 @@ def train_run(
         patience_left = state["patience_left"]
 
     injected = faults.active(out)
+    loop = _Loop(cfg, model, net, par, opt, sched, device)
     bar = _Progress(progress, cfg.train.epochs, steps_per_epoch)
     stop_reason = "epochs"
     try:
@@ -210,19 +211,7 @@ def train_run(
                 stop_reason = "token_budget"
                 break
             record = _train_epoch(
-                cfg,
-                model,
-                net,
-                par,
-                opt,
-                sched,
-                tset,
-                device,
-                epoch,
-                bar,
-                first=(epoch == start_epoch),
-                out=out,
-                injected=injected,
+                loop, tset, epoch, bar, first=(epoch == start_epoch), out=out, injected=injected
             )
             targets_seen += record.targets
             if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
@@ -329,21 +318,23 @@ def train_run(
     return summary
 
 
+@dataclass
+class _Loop:
+    """What every training step uses."""
+
+    cfg: RunConfig
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    par: Parallel
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+
+
 def _train_epoch(
-    cfg: RunConfig,
-    model: torch.nn.Module,
-    net: torch.nn.Module,
-    par: Parallel,
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
-    tset: Any,
-    device: torch.device,
-    epoch: int,
-    bar: _Progress,
-    first: bool,
-    out: Path,
-    injected: set[str],
+    loop: _Loop, tset: Any, epoch: int, bar: _Progress, first: bool, out: Path, injected: set[str]
 ) -> EpochRecord:
+    cfg, model, par, device = loop.cfg, loop.model, loop.par, loop.device
     model.train()
     torch.manual_seed(_seed(cfg.train.seed, epoch, 0) + par.rank)  # dropout masks
     order = torch.randperm(  # the same on every worker: each takes its slice of every global batch
@@ -366,9 +357,7 @@ def _train_epoch(
         try:
             faults.in_step(out, injected, epoch, step)
             batch = tset.batch(rows[par.rank :: par.world])
-            value, n = _train_step(
-                cfg, model, net, par, opt, sched, batch, device, gen, nan="nan" in injected and step == 0
-            )
+            value, n = _train_step(loop, batch, gen, nan="nan" in injected and step == 0)
         except TrainingDiverged as e:
             raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
         except Exception as e:
@@ -390,29 +379,21 @@ def _train_epoch(
         targets=total_targets,
         targets_per_s=timed_targets / max(1e-9, now - t_timed),
         peak_memory_bytes=peak_memory_bytes(device),
-        lr=float(sched.get_last_lr()[0]),
+        lr=float(loop.sched.get_last_lr()[0]),
         step_losses=step_losses,
         first_step=epoch * steps + 1,
     )
 
 
 def _train_step(
-    cfg: RunConfig,
-    model: torch.nn.Module,
-    net: torch.nn.Module,
-    par: Parallel,
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
-    batch: tuple[torch.Tensor, torch.Tensor],
-    device: torch.device,
-    gen: torch.Generator,
-    nan: bool = False,
+    loop: _Loop, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator, nan: bool = False
 ) -> tuple[float, int]:
     """One optimiser step on one batch (this worker's slice of it); returns (mean loss over the
     global batch, its number of targets)."""
+    cfg, model, par, device = loop.cfg, loop.model, loop.par, loop.device
     items, ts = (t.to(device, non_blocking=True) for t in batch)
     with autocast(device, cfg.train.precision):
-        h = net(items, ts)  # (B, n, D)
+        h = loop.net(items, ts)  # (B, n, D)
     targets = items[:, 1:]
     mask = targets != 0
     users = h[:, :-1][mask].float()
@@ -432,12 +413,12 @@ def _train_step(
         raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
     if par.world > 1:  # DDP averages gradients over workers: weight so that the result is the
         loss = loss * (n * par.world / n_all)  # gradient of the mean over all the batch's targets
-    opt.zero_grad(set_to_none=True)
+    loop.opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.train.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-    opt.step()
-    sched.step()
+    loop.opt.step()
+    loop.sched.step()
     return value, n_all
 
 
