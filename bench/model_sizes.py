@@ -28,7 +28,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for width, depth, heads in [(50, 2, 1), (64, 8, 2)]:
-        for fam in FAMILIES:
+        for fam in (f for f, v in FAMILIES.items() if "retrieval" in v.tasks):
             cfg = ModelConfig(family=fam, width=width, depth=depth, heads=heads)
             r = size_report(resolve(cfg, N), NUM_ITEMS)
             model = build_model(cfg, NUM_ITEMS, N)

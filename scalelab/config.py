@@ -80,6 +80,13 @@ class SyntheticConfig(StrictModel):
     )
     mean_gap_seconds: float = Field(3600.0, gt=0, description="Mean time between a user's events.")
     seed: int = Field(0, ge=0, description="Random seed of the generator.")
+    domains: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Domains sharing the users: each domain is an independent process over its own "
+        "catalogue (domain 'd1', 'd2', ...), and a user's events of all domains merge by time.",
+    )
 
     @model_validator(mode="after")
     def _check_lengths(self) -> SyntheticConfig:
@@ -91,6 +98,17 @@ class SyntheticConfig(StrictModel):
 DataFormat = Literal[
     "auto", "ml-1m", "ml-20m", "ml-100k", "amazon-csv", "amazon-json", "sasrec", "csv", "tsv", "parquet"
 ]
+
+
+class DomainSource(StrictModel):
+    """One domain of a multi-domain dataset: an interaction file (and its item features)."""
+
+    path: str = Field(description="Interaction file of this domain (or a dataset name).")
+    format: DataFormat = Field("auto", description="File format; auto = from the file name and header.")
+    columns: ColumnMap = Field(default_factory=ColumnMap, description="Columns of a generic table.")
+    item_features: str | None = Field(
+        None, description="Item feature file of this domain (see data.item_features)."
+    )
 
 
 class DataConfig(StrictModel):
@@ -138,11 +156,51 @@ class DataConfig(StrictModel):
         "become candidates that are ranked and drawn as negatives. MovieLens movies.dat / u.item or one id per "
         "line. Meta's ML-1M protocol ranks every movie of movies.dat.",
     )
+    domains: dict[str, DomainSource] | None = Field(
+        None,
+        description="Multi-domain data: domain name -> source. Items are namespaced by domain; users too "
+        "unless shared_users. A user's events of all domains merge into one sequence by time. Replaces path.",
+    )
+    shared_users: bool = Field(
+        False, description="Domains share user ids (the same person), so their sequences merge."
+    )
+    keep_domains: list[str] | None = Field(
+        None, description="Keep only these domains (a per-domain model); null = all (a joint model)."
+    )
+    behaviour_from_rating: bool = Field(
+        False,
+        description="Use the rating value as the behaviour type (ML-100K style rating levels '1'..'5').",
+    )
+    item_features: str | None = Field(
+        None,
+        description="Item side information: MovieLens movies.dat / u.item (genres) or a TSV `item_id title` "
+        "(titles as hashed word tokens, e.g. Amazon item_titles.tsv.gz). Used when features.item_features.",
+    )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> DataConfig:
         if self.split == "leave_two_out" and self.min_seq_len < 3:
             raise ValueError("leave_two_out needs min_seq_len >= 3 (one train, one valid, one test item)")
+        if self.domains is not None:
+            if self.path is not None:
+                raise ValueError("give either path or domains, not both")
+            if not self.domains:
+                raise ValueError("domains: give at least one domain")
+            if any(not name or ":" in name for name in self.domains):
+                raise ValueError("domains: names must be non-empty and contain no ':'")
+        if self.keep_domains is not None:
+            known = (
+                list(self.domains)
+                if self.domains is not None
+                else [f"d{i + 1}" for i in range(self.synthetic.domains)]
+                if self.path is None
+                else None
+            )
+            unknown = [d for d in self.keep_domains if known is not None and d not in known]
+            if not self.keep_domains or unknown:
+                raise ValueError(
+                    f"keep_domains: unknown domain(s) {unknown or self.keep_domains}; known: {', '.join(known or [])}"
+                )
         return self
 
 
@@ -259,7 +317,11 @@ class EvalConfig(StrictModel):
     batch_size: int = Field(
         64, ge=1, description="Users per evaluation batch (users of similar length are batched together)."
     )
-    monitor: str = Field("ndcg@10", description="Validation metric for early stopping and best epoch.")
+    monitor: str | None = Field(
+        None,
+        description="Validation metric for early stopping and best epoch (logloss is minimised, the others "
+        "maximised); null = ndcg@10 for retrieval, auc for ranking.",
+    )
 
     @field_validator("ks")
     @classmethod
@@ -267,6 +329,55 @@ class EvalConfig(StrictModel):
         if any(k < 1 for k in v):
             raise ValueError("every K must be >= 1")
         return sorted(set(v))
+
+
+class TaskConfig(StrictModel):
+    """What the model is trained for: next-item retrieval, or ranking (click-through) of candidates."""
+
+    kind: Literal["retrieval", "ranking"] = Field(
+        "retrieval",
+        description="retrieval: rank the whole catalogue for the next item (HR/NDCG/MRR); ranking: score "
+        "(history, candidate) pairs with BCE, the real next item (label 1) against sampled items (AUC/GAUC/LogLoss).",
+    )
+    negative_rate: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="Ranking: sampled negatives per positive (integer part always, the fraction with that "
+        "probability), drawn from the positive's domain among items absent from the user's input history.",
+    )
+    eval_negative_rate: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="Ranking: negatives per held-out event (fixed by the seed); null = negative_rate.",
+    )
+    scorer: Literal["dot", "mlp", "cross"] = Field(
+        "cross",
+        description="Ranking head after a sequence encoder: dot (scaled cosine), mlp on [u, e], or cross = "
+        "MLP on [u, e, u*e]. DIN has its own head.",
+    )
+    label_threshold: float | None = Field(
+        None, description="Ranking: explicit label rule, the real item is positive when its rating >= this."
+    )
+    target_behaviours: list[str] | None = Field(
+        None,
+        description="Ranking: only events of these behaviour types are predicted (all events stay in the "
+        "history); null = every event.",
+    )
+
+
+class FeaturesConfig(StrictModel):
+    """Side inputs added to the item or event representation (the complex scenarios)."""
+
+    domain: bool = Field(False, description="Add a domain embedding to every item (needs domain data).")
+    behaviour: bool = Field(
+        False, description="Add a behaviour-type embedding to every history event (needs behaviour data)."
+    )
+    item_features: bool = Field(
+        False, description="Pool the item's feature tokens (genres, title words) into its representation."
+    )
+    feature_buckets: int = Field(4096, ge=1, le=10_000_000, description="Hash buckets of title word tokens.")
 
 
 class TrackingConfig(StrictModel):
@@ -292,6 +403,8 @@ class RunConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output_dir: str | None = Field(None, description="Checkpoints and summary; null = results/runs/<name>.")
 
@@ -302,7 +415,33 @@ class RunConfig(StrictModel):
             raise ValueError(
                 f"model.max_seq_len ({n}) must be >= data.max_seq_len + 1 ({self.data.max_seq_len + 1})"
             )
+        from scalelab.models.registry import FAMILIES  # torch-free
+
+        if self.task.kind not in FAMILIES[self.model.family].tasks:
+            raise ValueError(f"model.family {self.model.family} does not do the {self.task.kind} task")
+        if self.task.kind == "retrieval":
+            ranking_only = {
+                "target_behaviours": self.task.target_behaviours,
+                "label_threshold": self.task.label_threshold,
+            }
+            given = [k for k, v in ranking_only.items() if v is not None]
+            if given or self.features.behaviour:
+                raise ValueError(
+                    f"{'task.' + given[0] if given else 'features.behaviour'} needs task.kind: ranking"
+                )
+        if (
+            self.features.item_features
+            and self.data.item_features is None
+            and not (self.data.domains and any(d.item_features for d in self.data.domains.values()))
+        ):
+            raise ValueError(
+                "features.item_features needs data.item_features (a movies.dat, u.item or titles file)"
+            )
         return self
+
+    def monitor(self) -> str:
+        """The validation metric that selects the best epoch."""
+        return self.eval.monitor or ("auc" if self.task.kind == "ranking" else "ndcg@10")
 
     def padded_len(self) -> int:
         """The padded sequence length N the model is built for."""

@@ -20,7 +20,7 @@ from scalelab.models.blocks import (
 )
 from scalelab.models.registry import FAMILIES
 
-FAMILY_NAMES = list(FAMILIES)
+FAMILY_NAMES = [f for f, fam in FAMILIES.items() if "retrieval" in fam.tasks]  # sequence encoders
 NUM_ITEMS, MAX_LEN = 60, 24
 
 

@@ -108,7 +108,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
 
 
 def test_divergence_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import scalelab.training.trainer as trainer
+    import scalelab.training.retrieval_task as trainer
 
     calls = {"n": 0}
     real = trainer.sampled_softmax

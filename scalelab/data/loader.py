@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from scalelab.config import DataConfig
 from scalelab.data import download
@@ -74,11 +75,24 @@ def source_fingerprint(path: Path) -> str:
 
 def cache_key(cfg: DataConfig) -> str:
     fields: dict[str, Any] = cfg.model_dump(mode="json", exclude=_NOT_IN_KEY)
-    if cfg.path is None:
+    fields.pop("item_features")  # read at training time, not part of the sequences
+    if cfg.domains is not None:
+        fields.pop("synthetic")
+        source: Any = {
+            "domains": {
+                name: {
+                    **d.model_dump(mode="json", exclude={"path", "item_features"}),
+                    "sha256": source_fingerprint(resolve_source(d.path)),
+                }
+                for name, d in cfg.domains.items()
+            }
+        }
+        fields.pop("domains")
+    elif cfg.path is None:
         fields.pop("path")
         fields.pop("columns")
         fields.pop("format")
-        source: Any = {"synthetic": fields.pop("synthetic")}
+        source = {"synthetic": fields.pop("synthetic")}
     else:
         fields.pop("synthetic")
         fields.pop("path")
@@ -101,7 +115,10 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
             return data
         except DataError:
             entry.unlink(missing_ok=True)  # a damaged entry is rebuilt, not trusted
-    if cfg.path is None:
+    if cfg.domains is not None:
+        df = read_domains(cfg)
+        source = "domains " + ", ".join(f"{n}={d.path}" for n, d in cfg.domains.items())
+    elif cfg.path is None:
         df = generate_interactions(cfg.synthetic)
         source = "synthetic"
     else:
@@ -119,6 +136,21 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
             data.meta["cache_error"] = f"{e.__class__.__name__}: {e}"
     data.meta["cache"] = {"key": key, "path": str(entry), "hit": False}
     return data
+
+
+def read_domains(cfg: DataConfig) -> pd.DataFrame:
+    """One interaction table from the sources of a multi-domain config: items namespaced
+    `domain:id` (two domains' item 100 are different items), users too unless `shared_users`,
+    a `domain` column; preprocessing then merges each user's events of every domain by time."""
+    parts = []
+    for name, d in (cfg.domains or {}).items():
+        df = read_interactions(resolve_source(d.path), d.format, d.columns)
+        df["item"] = name + ":" + df["item"].astype(str)
+        if not cfg.shared_users:
+            df["user"] = name + ":" + df["user"].astype(str)
+        df["domain"] = name
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _catalogue_path(path: str) -> Path:

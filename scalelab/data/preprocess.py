@@ -30,12 +30,18 @@ def build_sequences(df: Interactions, cfg: DataConfig, source: str) -> SequenceD
         "timestamp": df["timestamp"].to_numpy(np.int64),
         "order": np.arange(len(df), dtype=np.int64),
     }
-    for name in ("rating", "behaviour", "domain"):
-        if name in df:
-            values = df[name].to_numpy()
-            if name != "rating":  # categorical side columns become codes 1..K (0 = none)
-                values = pd.factorize(values, sort=True)[0].astype(np.int32) + 1
-            cols[name] = values
+    side = {name: df[name] for name in ("rating", "behaviour", "domain") if name in df}
+    if cfg.behaviour_from_rating:
+        if "rating" not in side:
+            raise DataError(f"{source}: data.behaviour_from_rating is set but the data has no rating column")
+        side["behaviour"] = side["rating"].map(lambda r: f"{r:g}")
+    names: dict[str, list[str]] = {}
+    for name, column in side.items():
+        values = column.to_numpy()
+        if name != "rating":  # categorical side columns become codes 1..K (0 = none)
+            codes, uniques = pd.factorize(values, sort=True)
+            values, names[name] = codes.astype(np.int32) + 1, [str(u) for u in uniques]
+        cols[name] = values
 
     def record(step: str) -> None:
         steps.append(
@@ -52,6 +58,16 @@ def build_sequences(df: Interactions, cfg: DataConfig, source: str) -> SequenceD
             cols[k] = cols[k][mask]
 
     record("read")
+
+    if cfg.keep_domains is not None:
+        if "domain" not in cols:
+            raise DataError(f"{source}: data.keep_domains is set but the data has no domain column")
+        missing = [d for d in cfg.keep_domains if d not in names["domain"]]
+        if missing:
+            raise DataError(f"{source}: data.keep_domains: no events of domain(s) {', '.join(missing)}")
+        wanted = [names["domain"].index(d) + 1 for d in cfg.keep_domains]
+        keep(np.isin(cols["domain"], wanted))
+        record(f"domains {', '.join(cfg.keep_domains)}")
 
     if cfg.rating_threshold is not None:
         if "rating" not in cols:
@@ -120,7 +136,7 @@ def build_sequences(df: Interactions, cfg: DataConfig, source: str) -> SequenceD
         ratings=cols["rating"].astype(np.float32) if "rating" in cols else None,
         behaviours=cols.get("behaviour"),
         domains=cols.get("domain"),
-        meta={"source": source, "steps": steps},
+        meta={"source": source, "steps": steps, **{f"{k}_names": v for k, v in names.items()}},
     )
 
 

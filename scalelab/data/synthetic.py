@@ -23,7 +23,23 @@ def zipf_probabilities(num_items: int, exponent: float) -> np.ndarray:
 
 
 def generate_interactions(cfg: SyntheticConfig) -> pd.DataFrame:
-    """Interactions table (user, item, timestamp, line) drawn from the process of `cfg`."""
+    """Interactions table (user, item, timestamp, line) drawn from the process of `cfg`; with several
+    domains, one independent process per domain over its own items (domain k owns items
+    k * num_items + 1 ..), the same users in every domain, and a `domain` column d1, d2, ..."""
+    if cfg.domains == 1:
+        return _one_domain(cfg)
+    parts = []
+    for k in range(cfg.domains):
+        part = _one_domain(cfg.model_copy(update={"seed": cfg.seed * 1_000 + k, "domains": 1}))
+        part["item"] += k * cfg.num_items
+        part["domain"] = f"d{k + 1}"
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    out["line"] = np.arange(1, len(out) + 1, dtype=np.int64)
+    return out
+
+
+def _one_domain(cfg: SyntheticConfig) -> pd.DataFrame:
     rng = np.random.default_rng(cfg.seed)
     pop = zipf_probabilities(cfg.num_items, cfg.zipf_exponent)
     cdf = np.cumsum(pop)

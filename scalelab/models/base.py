@@ -16,6 +16,7 @@ from torch import nn
 
 from scalelab.models.blocks import next_timestamps, pair_time_buckets
 from scalelab.models.registry import ModelSpec
+from scalelab.models.side import SideInputs
 
 
 @dataclass
@@ -79,6 +80,7 @@ class RetrievalModel(nn.Module):
             nn.init.trunc_normal_(self.pos_emb.weight, std=std, a=-2 * std, b=2 * std)
         self.input_dropout = nn.Dropout(spec.dropout)
         self.encoder = encoder
+        self.side: SideInputs | None = None  # domain / feature / behaviour embeddings, when used
 
     def forward(
         self,
@@ -86,14 +88,16 @@ class RetrievalModel(nn.Module):
         timestamps: torch.Tensor | None = None,
         query_time: torch.Tensor | None = None,
         extra: torch.Tensor | None = None,
+        behaviours: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden state at every position, (B, n, D); zero at padded positions.
 
         items: (B, n) int64, right-padded with 0. timestamps: (B, n) int64 seconds (needed by the
         time bias). query_time: (B,) time of the event to predict after each user's last item.
-        extra: (B, n, D) optional side-feature embeddings added to the input.
+        extra: (B, n, D) optional side-feature embeddings added to the input. behaviours: (B, n)
+        behaviour codes of the events (used when the model has a behaviour embedding).
         """
-        x, ctx = self._embed(items, timestamps, query_time, extra)
+        x, ctx = self._embed(items, timestamps, query_time, extra, behaviours)
         return self.encoder(x, ctx) * ctx.valid[..., None]
 
     def _embed(
@@ -102,12 +106,14 @@ class RetrievalModel(nn.Module):
         timestamps: torch.Tensor | None,
         query_time: torch.Tensor | None,
         extra: torch.Tensor | None = None,
+        behaviours: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Context]:
         n = items.shape[1]
         if n > self.spec.max_len:
             raise ValueError(f"sequence length {n} exceeds the model's max_seq_len {self.spec.max_len}")
         valid = items != 0
-        x = self.item_emb(items) * math.sqrt(self.spec.width)
+        e = self.item_emb(items) if self.side is None else self.side.embed(self.item_emb, items, behaviours)
+        x = e * math.sqrt(self.spec.width)
         if self.pos_emb is not None:
             x = x + self.pos_emb.weight[:n][None]
         if extra is not None:
@@ -122,9 +128,20 @@ class RetrievalModel(nn.Module):
     def normalize(x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1, eps=1e-6)
 
+    def item_table(self) -> torch.Tensor:
+        """Unnormalised representation of every id 0..num_items (row 0 = padding), (I+1, D): the item
+        table, plus the items' side inputs when the model has them."""
+        if self.side is None:
+            return self.item_emb.weight
+        return self.side.embed(
+            self.item_emb, torch.arange(self.num_items + 1, device=self.item_emb.weight.device)
+        )
+
     def item_embeddings(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised output embeddings of `ids` (default: every real item 1..num_items)."""
-        w = self.item_emb.weight[1:] if ids is None else self.item_emb(ids)
+        if ids is None:
+            return self.normalize(self.item_table()[1:])
+        w = self.item_emb(ids) if self.side is None else self.side.embed(self.item_emb, ids)
         return self.normalize(w)
 
     def last_state(
@@ -132,9 +149,10 @@ class RetrievalModel(nn.Module):
         items: torch.Tensor,
         timestamps: torch.Tensor | None = None,
         query_time: torch.Tensor | None = None,
+        behaviours: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """L2-normalised representation at each sequence's last real item, (B, D)."""
-        x, ctx = self._embed(items, timestamps, query_time)
+        x, ctx = self._embed(items, timestamps, query_time, behaviours=behaviours)
         last = (ctx.valid.sum(1) - 1).clamp(min=0)
         return self.normalize(self.encoder.forward_last(x, ctx, last))
 

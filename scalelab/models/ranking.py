@@ -3,11 +3,13 @@
 - `EncoderRanker`: any sequence encoder of the zoo gives the user state at the last history item
   (with the candidate's time as query time), and a scoring network combines it with the candidate's
   embedding: `dot` (u . e), `mlp` (MLP on [u, e]) or `cross` (MLP on [u, e, u * e]).
-- `DIN` (Zhou et al., KDD 2018): target attention over the history. Each history item h_j gets a
-  weight a_j = MLP([h_j, e, h_j - e, h_j * e]) (no softmax, as in the paper, so the pooled vector
-  keeps the intensity of the interest), interest = sum_j a_j h_j over real (non-padding) items, and
-  the logit is MLP([interest, e, interest * e]). The candidate never attends to padding.
+- `DIN` (scalelab/models/din.py): the traditional baseline, target attention over the history.
 Inputs follow the retrieval models: items (B, n) right-padded with 0, timestamps (B, n).
+
+`forward` scores many examples over shared user windows (`score_pairs` one pair per row): example k reads row
+row[k] of the window up to column col[k] (its history) and scores candidate cand[k]. A causal
+encoder gives every prefix's state in one pass, so a window of n items yields n - 1 positives and
+their negatives for the cost of one forward pass.
 """
 
 from __future__ import annotations
@@ -48,49 +50,39 @@ class EncoderRanker(nn.Module):
         self.head = None if scorer == "dot" else mlp([d * (2 if scorer == "mlp" else 3), *hidden])
         self.scale = nn.Parameter(torch.tensor(5.0)) if scorer == "dot" else None  # cosine -> logit
 
-    def forward(
+    def score_pairs(
         self, items: torch.Tensor, timestamps: torch.Tensor, candidate: torch.Tensor, query_time: torch.Tensor
     ) -> torch.Tensor:
         """Logit of each (history, candidate) pair, (B,)."""
         u = self.encoder.last_state(items, timestamps, query_time)  # (B, D), L2-normalised
         e = self.encoder.item_embeddings(candidate)  # (B, D), L2-normalised
+        return self._head(u, e)
+
+    def _head(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         if self.scorer == "dot":
             return self.scale * (u * e).sum(-1)
         x = torch.cat([u, e] if self.scorer == "mlp" else [u, e, u * e], dim=-1)
         return self.head(x).squeeze(-1)
 
-
-class DIN(nn.Module):
-    """Deep Interest Network: target attention over the history, then an MLP."""
-
-    def __init__(
-        self, num_items: int, width: int, attention_hidden: tuple[int, ...] = (80, 40),
-        hidden: tuple[int, ...] = (200, 80), dropout: float = 0.0,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        self.item_emb = nn.Embedding(num_items + 1, width, padding_idx=0)
-        nn.init.normal_(self.item_emb.weight, std=0.02)
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
-        self.attention = mlp([4 * width, *attention_hidden])
-        self.head = mlp([3 * width, *hidden], dropout=dropout)
-
-    def attention_weights(self, items: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
-        """a_j for every history position, (B, n); exactly 0 at padding."""
-        h = self.item_emb(items)  # (B, n, D)
-        e = self.item_emb(candidate)[:, None, :].expand_as(h)  # (B, n, D)
-        a = self.attention(torch.cat([h, e, h - e, h * e], dim=-1)).squeeze(-1)  # (B, n)
-        return a * (items != 0)
-
     def forward(
         self,
-        items: torch.Tensor,
-        timestamps: torch.Tensor | None,
-        candidate: torch.Tensor,
-        query_time: torch.Tensor | None = None,
+        items: torch.Tensor,  # (B, n) windows
+        timestamps: torch.Tensor,  # (B, n)
+        behaviours: torch.Tensor | None,  # (B, n) or None
+        query_time: torch.Tensor | None,  # (B,) time after each row's last item, or None
+        row: torch.Tensor,  # (E,) window of each example
+        col: torch.Tensor,  # (E,) last history column of each example
+        cand: torch.Tensor,  # (E,) candidate item
     ) -> torch.Tensor:
-        """Logit of each (history, candidate) pair, (B,). DIN uses no timestamps."""
-        a = self.attention_weights(items, candidate)  # (B, n)
-        interest = (a[..., None] * self.item_emb(items)).sum(1)  # (B, D)
-        e = self.item_emb(candidate)
-        return self.head(torch.cat([interest, e, interest * e], dim=-1)).squeeze(-1)
+        """Logits (E,) of many (history prefix, candidate) examples over shared windows."""
+        h = self.encoder(items, timestamps, query_time, behaviours=behaviours)  # (B, n, D)
+        u = self.encoder.normalize(h[row, col])  # (E, D)
+        return self._head(u, self.encoder.item_embeddings(cand))
+
+
+def __getattr__(name: str) -> object:  # DIN lives in its own file; keep `from ...ranking import DIN`
+    if name == "DIN":
+        from scalelab.models.din import DIN
+
+        return DIN
+    raise AttributeError(name)

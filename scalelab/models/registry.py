@@ -22,6 +22,7 @@ class Family:
     defaults: dict[str, object] = field(default_factory=dict)
     allowed: dict[str, tuple[object, ...]] = field(default_factory=dict)
     absolute_positions: bool = True  # uses the learned absolute position table
+    tasks: tuple[str, ...] = ("retrieval", "ranking")  # a sequence encoder does both
 
 
 _RAB = ("none", "position", "position_time")
@@ -64,6 +65,13 @@ FAMILIES: dict[str, Family] = {
         "FuXi-alpha (2502.03036): multi-channel attention, multi-stage FFN",
         {"fuxi_channels": list(_CHANNELS), "ffn_multiplier": 1.0},
         {},
+    ),
+    "din": Family(
+        "scalelab.models.din",
+        "DIN (Zhou et al., KDD 2018): target attention over the history + MLP; ranking only, "
+        "depth = hidden layers of the MLP",
+        absolute_positions=False,
+        tasks=("ranking",),
     ),
 }
 

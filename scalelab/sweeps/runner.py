@@ -530,7 +530,7 @@ def run_sweep(
             parent, outbox = opening.result()
         res.write_state(root, state)
 
-    cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.eval.monitor)
+    cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.monitor())
     try:
         if todo:
             _run_tune(spec, todo, root, address, cb, status, totals(nodes))

@@ -17,16 +17,26 @@ import torch
 from scalelab.data.split import Split
 
 
-def _pad_windows(items: np.ndarray, ts: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int):
-    """(U, width) right-padded copies of items[starts[u]:ends[u]] (and timestamps)."""
+def pad_windows(
+    arrays: list[np.ndarray], starts: np.ndarray, ends: np.ndarray, width: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """(U, width) right-padded (with 0) copies of a[starts[u]:ends[u]] for each flat array a, and
+    the window lengths."""
     lengths = (ends - starts).astype(np.int64)
-    out_i = np.zeros((len(starts), width), dtype=np.int64)
-    out_t = np.zeros((len(starts), width), dtype=np.int64)
     col = np.arange(width)[None, :]
     mask = col < lengths[:, None]
     src = (starts[:, None] + col)[mask]
-    out_i[mask] = items[src]
-    out_t[mask] = ts[src]
+    out = []
+    for a in arrays:
+        padded = np.zeros((len(starts), width), dtype=np.int64 if a.dtype.kind in "iu" else a.dtype)
+        padded[mask] = a[src]
+        out.append(padded)
+    return out, lengths
+
+
+def _pad_windows(items: np.ndarray, ts: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int):
+    """(U, width) right-padded copies of items[starts[u]:ends[u]] (and timestamps)."""
+    (out_i, out_t), lengths = pad_windows([items, ts], starts, ends, width)
     return out_i, out_t, lengths
 
 

@@ -22,6 +22,27 @@ _RESUMABLE_CHANGES = {
     "eval": {"batch_size"},
 }
 
+# Settings introduced after checkpoints existed: left out of the fingerprint while they hold the value
+# that reproduces the older behaviour, so checkpoints written before them stay resumable.
+_INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
+    ("task",): {
+        "kind": "retrieval",
+        "negative_rate": 1.0,
+        "eval_negative_rate": None,
+        "scorer": "cross",
+        "label_threshold": None,
+        "target_behaviours": None,
+    },
+    ("features",): {"domain": False, "behaviour": False, "item_features": False, "feature_buckets": 4096},
+    ("data", "catalogue"): None,
+    ("data", "domains"): None,
+    ("data", "shared_users"): False,
+    ("data", "keep_domains"): None,
+    ("data", "behaviour_from_rating"): False,
+    ("data", "item_features"): None,
+    ("data", "synthetic", "domains"): 1,
+}
+
 
 def fingerprint(cfg: RunConfig) -> str:
     """Hash of every setting that changes what a training step computes."""
@@ -33,6 +54,14 @@ def fingerprint(cfg: RunConfig) -> str:
             for k in keys:
                 d[section].pop(k, None)
     d["data"].pop("cache", None)
+    d["eval"]["monitor"] = cfg.monitor()  # null means the task's default (it was always ndcg@10)
+    for path, old in _INTRODUCED_LATER.items():
+        *parents, key = path
+        node = d
+        for part in parents:
+            node = node[part]
+        if node.get(key) == old:
+            node.pop(key, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

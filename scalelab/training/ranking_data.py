@@ -3,8 +3,8 @@
 Every event becomes one example whose candidate is the real item (label 1, or the explicit label
 rule's verdict when the data has ratings, e.g. rating >= 4); each positive also gets sampled
 negatives at `rate` per positive (the integer part always, the fraction with that probability),
-drawn uniformly from the items the user has not interacted with before the event, sharing the
-positive's history and query time. The split is the retrieval one: training events are each user's
+drawn uniformly from the items the user has not interacted with before the event (and, with
+domains, from the positive's own domain), sharing the positive's history and query time. The split is the retrieval one: training events are each user's
 prefix (from the second event on), validation / test are the held-out last events. Examples are
 stored as positions into the flat sequences, so a history is a slice, never a copy.
 """
@@ -36,8 +36,10 @@ def build_examples(
     rate: float,
     seed: int,
     label_threshold: float | None = None,
+    item_domain: np.ndarray | None = None,
 ) -> RankingExamples:
-    """Examples of `which` = 'train', 'valid' or 'test' at `rate` sampled negatives per positive."""
+    """Examples of `which` = 'train', 'valid' or 'test' at `rate` sampled negatives per positive;
+    `item_domain` ((num_items + 1,) domain codes) confines each negative to its positive's domain."""
     d = split.data
     if which == "train":
         starts = d.ptr[:-1] + 1  # the first event has no history
@@ -66,7 +68,8 @@ def build_examples(
     rng = np.random.default_rng(seed)
     n_neg = np.floor(rate).astype(np.int64) + (rng.random(len(pos)) < rate - np.floor(rate))
     neg_src = np.repeat(np.arange(len(pos)), n_neg)
-    neg_items = _unseen_items(d.items, d.ptr, user[neg_src], pos[neg_src], d.num_items, rng)
+    pools = DomainPools(item_domain if item_domain is not None else np.zeros(d.num_items + 1, np.int64))
+    neg_items = _unseen_items(d.items, d.ptr, user[neg_src], pos[neg_src], pools, rng)
     order = np.argsort(np.r_[np.arange(len(pos)), neg_src], kind="stable")  # negatives after their positive
     return RankingExamples(
         user=np.r_[user, user[neg_src]][order],
@@ -76,25 +79,48 @@ def build_examples(
     )
 
 
+class DomainPools:
+    """Items grouped by domain code, to draw a uniform item of a given domain (one pool without domains)."""
+
+    def __init__(self, item_domain: np.ndarray) -> None:
+        codes = np.asarray(item_domain[1:], dtype=np.int64)
+        self.order = np.argsort(codes, kind="stable") + 1  # item ids grouped by domain
+        self.count = np.bincount(codes, minlength=int(codes.max(initial=0)) + 1)
+        self.start = np.r_[0, np.cumsum(self.count)[:-1]]
+        self.item_domain = np.asarray(item_domain, dtype=np.int64)
+
+    def draw(self, domain: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One uniform item of each row's domain."""
+        return self.order[
+            self.start[domain] + (rng.random(len(domain)) * self.count[domain]).astype(np.int64)
+        ]
+
+
 def _unseen_items(
     items: np.ndarray,
     ptr: np.ndarray,
     user: np.ndarray,
     pos: np.ndarray,
-    num_items: int,
+    pools: DomainPools,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """One uniform item per row that is not among the user's items up to and including `pos`
-    (rejection sampling; users who have seen every item get any item but the event's)."""
-    out = rng.integers(1, num_items + 1, len(pos))
+    """One uniform item of the event's domain per row that is not among the user's items up to and
+    including `pos` (rejection sampling; users who have seen every such item get any but the event's)."""
+    dom = pools.item_domain[items[pos]]
+    out = pools.draw(dom, rng)
     for i in range(len(pos)):
         seen = items[ptr[user[i]] : pos[i] + 1]
-        if len(np.unique(seen)) >= num_items:
-            while out[i] == items[pos[i]]:
-                out[i] = rng.integers(1, num_items + 1)
+        if (
+            len(seen) >= pools.count[dom[i]]
+            and np.isin(
+                pools.order[pools.start[dom[i]] : pools.start[dom[i]] + pools.count[dom[i]]], seen
+            ).all()
+        ):
+            while out[i] == items[pos[i]] and pools.count[dom[i]] > 1:
+                out[i] = pools.draw(dom[i : i + 1], rng)[0]
             continue
         while out[i] in seen:
-            out[i] = rng.integers(1, num_items + 1)
+            out[i] = pools.draw(dom[i : i + 1], rng)[0]
     return out
 
 

@@ -27,13 +27,10 @@ from scalelab.data.entropy import apen_summary
 from scalelab.data.loader import load_dataset
 from scalelab.data.split import make_split
 from scalelab.errors import CheckpointMismatch, OutOfMemory, StorageError, TrainingDiverged, is_out_of_memory
-from scalelab.models import build_from_spec, resolve
-from scalelab.models.accounting import size_report
+from scalelab.models import resolve
 from scalelab.training import checkpoint as ckpt
-from scalelab.training.batches import eval_set, train_set
-from scalelab.training.device import autocast, peak_memory_bytes, reset_peak_memory, resolve_device
-from scalelab.training.evaluate import evaluate
-from scalelab.training.losses import bce_one_negative, full_softmax, sampled_softmax
+from scalelab.training.device import peak_memory_bytes, reset_peak_memory, resolve_device
+from scalelab.training.tasks import make_task
 
 WARMUP_STEPS = 3  # steps of the first epoch excluded from throughput
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
@@ -138,16 +135,14 @@ def train_run(
     # ---- data
     data = load_dataset(cfg.data)
     split = make_split(data, cfg.data.split, cfg.data.max_seq_len)
-    tset = train_set(split)
-    valid = eval_set(split, "valid") if split.valid_pos is not None else None
-    test = eval_set(split, "test")
+    task = make_task(cfg, data, split)
     apen = apen_summary(data.ptr, data.items, m=2, last=50)
     dataset_stats = {
         "users": data.num_users,
         "items": data.num_items,
         "interactions": data.num_interactions,
-        "train_users": len(tset.lengths),
-        "train_targets_per_epoch": tset.num_targets,
+        "train_users": task.num_rows,
+        "train_targets_per_epoch": task.num_targets,
         "apen_m2_last50_per_user": apen.per_user_mean,
         "apen_m2_last50_pooled": apen.pooled,
         "cache_key": data.meta.get("cache_key") or data.meta.get("cache", {}).get("key"),
@@ -156,20 +151,17 @@ def train_run(
     # ---- model and optimiser
     spec = resolve(cfg.model, cfg.padded_len())
     torch.manual_seed(cfg.train.seed)
-    model = build_from_spec(spec, data.num_items).to(device)
+    model = task.build_model(spec).to(device)
     net = par.wrap(model, device)  # DistributedDataParallel when several workers train together
-    negs = {"sampled_softmax": cfg.train.num_negatives, "bce": 1, "full_softmax": data.num_items}[
-        cfg.train.loss
-    ]
-    size = size_report(spec, data.num_items, negs)
+    size, flops_per_epoch = task.size(model, spec)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
     )
-    steps_per_epoch = math.ceil(len(tset.lengths) / cfg.train.batch_size)
+    steps_per_epoch = math.ceil(task.num_rows / cfg.train.batch_size)
     total_steps = steps_per_epoch * cfg.train.epochs
     if cfg.train.token_budget:
         total_steps = min(
-            total_steps, math.ceil(cfg.train.token_budget / max(1, tset.num_targets) * steps_per_epoch)
+            total_steps, math.ceil(cfg.train.token_budget / max(1, task.num_targets) * steps_per_epoch)
         )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
 
@@ -191,18 +183,21 @@ def train_run(
         "versions": _versions(),
         "git_commit": _git_commit(),
         "dataset": dataset_stats,
-        "size": size.as_dict(),
-        "flops_per_epoch": size.flops_per_epoch(tset.num_targets),
+        "task": cfg.task.kind,
+        "size": size,
+        "flops_per_epoch": flops_per_epoch,
+        **({"side_inputs": task.info} if task.info else {}),
         "resumed_from_epoch": start_epoch if state is not None else None,
     }
     out.mkdir(parents=True, exist_ok=True)
-    monitor = cfg.eval.monitor
+    monitor = cfg.monitor()
     patience_left = cfg.train.patience
     if state is not None and cfg.train.patience is not None and state.get("patience_left") is not None:
         patience_left = state["patience_left"]
 
     injected = faults.active(out)
-    loop = _Loop(cfg, model, net, par, opt, sched, device)
+    loop = _Loop(cfg, task, model, net, par, opt, sched, device)
+    lower_is_better = monitor.startswith("logloss")
     bar = _Progress(progress, cfg.train.epochs, steps_per_epoch)
     stop_reason = "epochs"
     try:
@@ -210,30 +205,21 @@ def train_run(
             if cfg.train.token_budget and targets_seen >= cfg.train.token_budget:
                 stop_reason = "token_budget"
                 break
-            record = _train_epoch(
-                loop, tset, epoch, bar, first=(epoch == start_epoch), out=out, injected=injected
-            )
+            record = _train_epoch(loop, epoch, bar, first=(epoch == start_epoch), out=out, injected=injected)
             targets_seen += record.targets
             if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
-                if valid is not None:
-                    record.valid = evaluate(
-                        model,
-                        valid,
-                        cfg.eval,
-                        device,
-                        cfg.train.precision,
-                        seed=cfg.train.seed,
-                        shard=par.shard,
+                for which in ("valid", "test") if task.has_valid else ("test",):
+                    metrics = task.evaluate(
+                        model, which, device, cfg.train.precision, cfg.train.seed, par.shard
                     )
-                record.test = evaluate(
-                    model, test, cfg.eval, device, cfg.train.precision, seed=cfg.train.seed, shard=par.shard
-                )
-                watched = record.valid if valid is not None else record.test
+                    setattr(record, which, metrics)
+                watched = record.valid if task.has_valid else record.test
                 if monitor not in watched:
                     raise ValueError(
                         f"eval.monitor {monitor!r} is not a computed metric ({', '.join(watched)})"
                     )
-                if best is None or watched[monitor] > best["value"]:
+                value = watched[monitor]
+                if best is None or (value < best["value"] if lower_is_better else value > best["value"]):
                     best = {
                         "epoch": record.epoch,
                         "value": watched[monitor],
@@ -307,7 +293,7 @@ def train_run(
         best_valid=best["valid"] if best else {},
         best_test=best["test"] if best else {},
         monitor=monitor,
-        selection="validation" if valid is not None else "test (no validation split: optimistic)",
+        selection="validation" if task.has_valid else "test (no validation split: optimistic)",
         mean_epoch_time_s=float(np.mean([h["epoch_time_s"] for h in history])) if history else None,
     )
     summary["final_monitor"] = final_test
@@ -323,6 +309,7 @@ class _Loop:
     """What every training step uses."""
 
     cfg: RunConfig
+    task: Any  # see scalelab/training/tasks.py
     model: torch.nn.Module
     net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
     par: Parallel
@@ -332,13 +319,13 @@ class _Loop:
 
 
 def _train_epoch(
-    loop: _Loop, tset: Any, epoch: int, bar: _Progress, first: bool, out: Path, injected: set[str]
+    loop: _Loop, epoch: int, bar: _Progress, first: bool, out: Path, injected: set[str]
 ) -> EpochRecord:
     cfg, model, par, device = loop.cfg, loop.model, loop.par, loop.device
     model.train()
     torch.manual_seed(_seed(cfg.train.seed, epoch, 0) + par.rank)  # dropout masks
     order = torch.randperm(  # the same on every worker: each takes its slice of every global batch
-        len(tset.lengths), generator=torch.Generator().manual_seed(_seed(cfg.train.seed, epoch, 1))
+        loop.task.num_rows, generator=torch.Generator().manual_seed(_seed(cfg.train.seed, epoch, 1))
     )
     gen = torch.Generator(device=device).manual_seed(_seed(cfg.train.seed, epoch, 2) + par.rank)  # negatives
     reset_peak_memory(device)
@@ -356,7 +343,7 @@ def _train_epoch(
             continue
         try:
             faults.in_step(out, injected, epoch, step)
-            batch = tset.batch(rows[par.rank :: par.world])
+            batch = loop.task.batch(rows[par.rank :: par.world])
             value, n = _train_step(loop, batch, gen, nan="nan" in injected and step == 0)
         except TrainingDiverged as e:
             raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
@@ -386,28 +373,14 @@ def _train_epoch(
 
 
 def _train_step(
-    loop: _Loop, batch: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator, nan: bool = False
+    loop: _Loop, batch: tuple[torch.Tensor, ...], gen: torch.Generator, nan: bool = False
 ) -> tuple[float, int]:
     """One optimiser step on one batch (this worker's slice of it); returns (mean loss over the
     global batch, its number of targets)."""
     cfg, model, par, device = loop.cfg, loop.model, loop.par, loop.device
-    items, ts = (t.to(device, non_blocking=True) for t in batch)
-    with autocast(device, cfg.train.precision):
-        h = loop.net(items, ts)  # (B, n, D)
-    targets = items[:, 1:]
-    mask = targets != 0
-    users = h[:, :-1][mask].float()
-    tgt = targets[mask]
-    table = model.item_emb.weight
-    if cfg.train.loss == "sampled_softmax":
-        loss = sampled_softmax(users, tgt, table, cfg.train.num_negatives, cfg.train.temperature, gen)
-    elif cfg.train.loss == "full_softmax":
-        loss = full_softmax(users, tgt, table, cfg.train.temperature)
-    else:
-        loss = bce_one_negative(users, tgt, table, gen)
+    loss, n = loop.task.loss(loop.net, model, batch, gen, device, cfg.train.precision)
     if nan:
         loss = loss * float("nan")
-    n = int(mask.sum())
     value, n_all = par.global_mean(float(loss.detach()), n, device)
     if not math.isfinite(value):
         raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
@@ -470,6 +443,9 @@ class Parallel:
             dist.barrier()
 
 
+_SHOWN = ("hr@10", "ndcg@10", "auc", "gauc", "logloss")  # metrics the progress output shows
+
+
 class _Progress:
     """A rich progress bar (epoch, step, last loss and metrics), or nothing."""
 
@@ -506,7 +482,7 @@ class _Progress:
 
             m = r.valid or r.test
             metrics = " ".join(
-                f"{'valid' if r.valid else 'test'}_{k} {v:.4f}" for k, v in m.items() if k.endswith("@10")
+                f"{'valid' if r.valid else 'test'}_{k} {v:.4f}" for k, v in m.items() if k in _SHOWN
             )
             print(
                 f"epoch {r.epoch}: loss {r.loss:.4f}, {r.epoch_time_s:.1f} s, {r.targets_per_s:,.0f} targets/s {metrics}",
@@ -515,7 +491,7 @@ class _Progress:
             )
         if self.enabled:
             m = r.valid or r.test
-            last = " ".join(f"{k} {v:.4f}" for k, v in m.items() if k in ("hr@10", "ndcg@10"))
+            last = " ".join(f"{k} {v:.4f}" for k, v in m.items() if k in _SHOWN)
             self.p.update(self.task, last=f"[{'valid' if r.valid else 'test'}] {last}" if last else "")
 
     def close(self) -> None:

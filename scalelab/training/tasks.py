@@ -1,0 +1,88 @@
+"""What a run trains for. A task owns the training rows, the loss and the evaluation; the loop in
+`trainer.py` is shared. Adding a task is one new module with a class like `RetrievalTask` and one
+line in `TASKS`.
+
+Task interface (duck-typed):
+  num_rows, num_targets      training rows (user windows) and supervised targets per epoch
+  has_valid                  whether the split holds validation events
+  build_model(spec)          the model, with its side inputs attached
+  size(model, spec)          parameter counts and training FLOPs per target (a dict), and per epoch
+  batch(rows)                the tensors of some training rows (CPU)
+  loss(net, model, batch, gen, device, precision) -> (mean loss tensor, number of targets)
+  evaluate(model, which, device, precision, seed, shard) -> metrics of 'valid' or 'test'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from scalelab.config import RunConfig
+from scalelab.data.features import item_token_matrix
+from scalelab.data.sequences import SequenceData
+from scalelab.data.split import Split
+from scalelab.errors import DataError
+from scalelab.models.side import SideInputs
+
+TASKS = {
+    "retrieval": "scalelab.training.retrieval_task:RetrievalTask",
+    "ranking": "scalelab.training.ranking_task:RankingTask",
+}
+
+
+def make_task(cfg: RunConfig, data: SequenceData, split: Split) -> Any:
+    module, _, name = TASKS[cfg.task.kind].partition(":")
+    return getattr(importlib.import_module(module), name)(cfg, data, split)
+
+
+def item_domains(data: SequenceData) -> np.ndarray | None:
+    """(num_items + 1,) domain code of every item (from its events; 0 = none), or None."""
+    if data.domains is None:
+        return None
+    out = np.zeros(data.num_items + 1, dtype=np.int64)
+    out[data.items] = data.domains
+    return out
+
+
+def side_inputs(cfg: RunConfig, data: SequenceData, width: int) -> tuple[SideInputs | None, dict[str, Any]]:
+    """The side inputs `cfg.features` asks for, and facts about them for the run summary."""
+    f, info = cfg.features, {}
+    if not (f.domain or f.behaviour or f.item_features):
+        return None, info
+    domain = tokens = None
+    vocab = behaviours = 0
+    if f.domain:
+        domain = item_domains(data)
+        if domain is None:
+            raise DataError(
+                "features.domain is set but the data has no domains (data.domains or a domain column)"
+            )
+        info["domains"] = data.meta.get("domain_names")
+    if f.behaviour:
+        if data.behaviours is None:
+            raise DataError(
+                "features.behaviour is set but the data has no behaviour types (columns.behaviour or "
+                "data.behaviour_from_rating)"
+            )
+        behaviours = int(data.behaviours.max())
+        info["behaviours"] = data.meta.get("behaviour_names")
+    if f.item_features:
+        sources = [(cfg.data.item_features, "")] if cfg.data.item_features else []
+        sources += [
+            (d.item_features, f"{n}:") for n, d in (cfg.data.domains or {}).items() if d.item_features
+        ]
+        matrix, coverage = item_token_matrix(sources, data.item_ids, f.feature_buckets)
+        tokens, vocab = torch.from_numpy(matrix), f.feature_buckets
+        info.update(coverage)
+    side = SideInputs(width, None if domain is None else torch.from_numpy(domain), tokens, vocab, behaviours)
+    return side, info
+
+
+def embedding_params(model: torch.nn.Module) -> int:
+    """Parameters in embedding tables (items, positions, side inputs)."""
+    return sum(
+        p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()
+    )
