@@ -79,7 +79,9 @@ def test_window_scoring_equals_scoring_each_prefix(family: str) -> None:
     from scalelab.models import build_from_spec, resolve
 
     torch.manual_seed(0)
-    spec = resolve(ModelConfig(family=family, depth=2, width=8, heads=1 if family == "din" else 2, dropout=0.0), 8)
+    spec = resolve(
+        ModelConfig(family=family, depth=2, width=8, heads=1 if family == "din" else 2, dropout=0.0), 8
+    )
     inner = build_from_spec(spec, 30)
     model = (inner if family == "din" else EncoderRanker(inner, "cross")).eval()
     x, t, _cand, _qt = batch()
@@ -89,5 +91,25 @@ def test_window_scoring_equals_scoring_each_prefix(family: str) -> None:
     together = model(x, t, None, None, row, col, cand)
     for k in range(len(row)):
         b, c = int(row[k]), int(col[k])
-        alone = model.score_pairs(x[b : b + 1, : c + 1], t[b : b + 1, : c + 1], cand[k : k + 1], t[b, c + 1 : c + 2])
+        alone = model.score_pairs(
+            x[b : b + 1, : c + 1], t[b : b + 1, : c + 1], cand[k : k + 1], t[b, c + 1 : c + 2]
+        )
         assert torch.allclose(together[k], alone[0], atol=1e-5), (k, together[k], alone)
+
+
+@pytest.mark.parametrize(
+    ("family", "scorer", "depth"),
+    [("din", "cross", 2), ("din", "cross", 4), ("hstu", "dot", 2), ("llama", "mlp", 2), ("hstu", "cross", 3)],
+)
+def test_analytic_ranking_sizes_match_the_built_models(family: str, scorer: str, depth: int) -> None:
+    from scalelab.models import build_from_spec, resolve
+    from scalelab.models.accounting import ranking_size_report
+
+    spec = resolve(ModelConfig(family=family, depth=depth, width=12, heads=1 if family == "din" else 2), 21)
+    inner = build_from_spec(spec, 40)
+    model = inner if family == "din" else EncoderRanker(inner, scorer)
+    emb = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    size = ranking_size_report(spec, 40, negative_rate=1.0, scorer=scorer)
+    assert (size.embedding_params, size.non_embedding_params) == (emb, total - emb)
+    assert size.flops_per_token > 0

@@ -82,7 +82,7 @@ def cache_key(cfg: DataConfig) -> str:
             "domains": {
                 name: {
                     **d.model_dump(mode="json", exclude={"path", "item_features"}),
-                    "sha256": source_fingerprint(resolve_source(d.path)),
+                    "sha256": source_fingerprint(_domain_source(name, d.path)),
                 }
                 for name, d in cfg.domains.items()
             }
@@ -144,13 +144,20 @@ def read_domains(cfg: DataConfig) -> pd.DataFrame:
     a `domain` column; preprocessing then merges each user's events of every domain by time."""
     parts = []
     for name, d in (cfg.domains or {}).items():
-        df = read_interactions(resolve_source(d.path), d.format, d.columns)
+        df = read_interactions(_domain_source(name, d.path), d.format, d.columns)
         df["item"] = name + ":" + df["item"].astype(str)
         if not cfg.shared_users:
             df["user"] = name + ":" + df["user"].astype(str)
         df["domain"] = name
         parts.append(df)
     return pd.concat(parts, ignore_index=True)
+
+
+def _domain_source(name: str, path: str) -> Path:
+    try:
+        return resolve_source(path)
+    except DataError as e:
+        raise DataError(f"data.domains.{name}.path: {e}") from None
 
 
 def _catalogue_path(path: str) -> Path:

@@ -14,6 +14,7 @@ FLOPs (they are O(D) per token).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 from scalelab.models.registry import ModelSpec
@@ -105,3 +106,60 @@ def size_report(spec: ModelSpec, num_items: int, negatives: int = 128) -> SizeRe
     attention = 6.0 * spec.depth * keys * spec.heads * per_layer
     loss = 6.0 * d * (1 + negatives)
     return SizeReport(embedding, non_embedding, matmul, attention, loss, 6.0 * matmul + attention + loss)
+
+
+# ------------------------------------------------------------------------------------------ ranking
+
+DIN_ATTENTION_HIDDEN = (80, 40)
+RANKING_HEAD_HIDDEN = (200, 80)
+
+
+def mlp_size(dims: list[int]) -> tuple[int, int]:
+    """(params, matmul weights) of `ranking.mlp(dims)`: Linear + PReLU per hidden layer, one output."""
+    sizes = [*dims, 1]
+    weights = sum(a * b for a, b in itertools.pairwise(sizes))
+    return weights + sum(sizes[1:]) + (len(dims) - 1), weights
+
+
+def din_head(depth: int) -> tuple[int, ...]:
+    """Hidden sizes of DIN's MLP: 200, then 80 per further layer (the paper's 200-80 at depth 2)."""
+    return (200, *([80] * (depth - 1)))
+
+
+def ranking_size_report(
+    spec: ModelSpec,
+    num_items: int,
+    negative_rate: float,
+    scorer: str = "cross",
+    mean_history: float | None = None,
+) -> SizeReport:
+    """Sizes of a ranking model; FLOPs are per positive (its 1 + rate candidates), forward + backward.
+
+    Encoders: the encoder's per-token cost (one window token per positive) plus the head on every
+    candidate. DIN: the history projection once per token, then per candidate the attention MLP over
+    `mean_history` items (default: half the padded length) and the head.
+    """
+    d, per = spec.width, 1.0 + negative_rate
+    if spec.family == "din":
+        att, att_w = mlp_size([4 * d, *DIN_ATTENTION_HIDDEN])
+        head, head_w = mlp_size([3 * d, *din_head(spec.depth)])
+        hist = mean_history if mean_history is not None else spec.max_len / 2
+        first = 4 * d * DIN_ATTENTION_HIDDEN[0]
+        per_candidate = (
+            hist * (att_w - first / 2) + head_w
+        )  # [e] and [h*e] parts of the first layer per candidate
+        flops = 6.0 * (first / 4 + per * per_candidate)
+        return SizeReport((num_items + 1) * d, att + head, att_w + head_w, 0.0, 0.0, flops)
+    enc = size_report(spec, num_items, negatives=0)
+    head, head_w = (
+        (1, d) if scorer == "dot" else mlp_size([(2 if scorer == "mlp" else 3) * d, *RANKING_HEAD_HIDDEN])
+    )
+    scoring = 6.0 * per * head_w
+    return SizeReport(
+        enc.embedding_params,
+        enc.non_embedding_params + head,
+        enc.matmul_params + (0 if scorer == "dot" else head_w),
+        enc.attention_flops_per_token,
+        scoring,
+        enc.flops_per_token - enc.loss_flops_per_token + scoring,
+    )

@@ -17,18 +17,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scalelab.models.accounting import DIN_ATTENTION_HIDDEN, din_head
 from scalelab.models.ranking import mlp
 from scalelab.models.registry import ModelSpec
 from scalelab.models.side import SideInputs
 
 
-def head_sizes(depth: int) -> tuple[int, ...]:
-    return (200, *([80] * (depth - 1)))
-
-
 class DIN(nn.Module):
     def __init__(
-        self, num_items: int, width: int, attention_hidden: tuple[int, ...] = (80, 40),
+        self, num_items: int, width: int, attention_hidden: tuple[int, ...] = DIN_ATTENTION_HIDDEN,
         hidden: tuple[int, ...] = (200, 80), dropout: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__()
@@ -94,4 +91,4 @@ class DIN(nn.Module):
 
 
 def build(spec: ModelSpec, num_items: int) -> DIN:
-    return DIN(num_items, spec.width, hidden=head_sizes(spec.depth), dropout=spec.dropout)
+    return DIN(num_items, spec.width, hidden=din_head(spec.depth), dropout=spec.dropout)

@@ -19,6 +19,7 @@ import itertools
 import torch
 from torch import nn
 
+from scalelab.models.accounting import RANKING_HEAD_HIDDEN
 from scalelab.models.base import RetrievalModel
 
 
@@ -40,7 +41,7 @@ class EncoderRanker(nn.Module):
     """A zoo encoder followed by a scoring network."""
 
     def __init__(
-        self, encoder: RetrievalModel, scorer: str = "dot", hidden: tuple[int, ...] = (200, 80)
+        self, encoder: RetrievalModel, scorer: str = "dot", hidden: tuple[int, ...] = RANKING_HEAD_HIDDEN
     ) -> None:
         super().__init__()
         if scorer not in ("dot", "mlp", "cross"):

@@ -22,7 +22,7 @@ from scalelab.config import DataConfig
 from scalelab.data.loader import load_dataset, resolve_source
 from scalelab.data.split import make_split
 from scalelab.errors import UserError
-from scalelab.models.accounting import size_report
+from scalelab.models.accounting import ranking_size_report, size_report
 from scalelab.models.registry import resolve
 from scalelab.sweeps import results as res
 from scalelab.sweeps.spec import Cell, SweepSpec
@@ -72,10 +72,26 @@ def absolute_data_paths(cells: list[Cell]) -> list[Cell]:
     """Trials run in their own working directory: resolve every data path in the driver."""
     out = []
     for c in cells:
-        cfg = c.config
-        if cfg.data.path is not None:
-            path = str(resolve_source(cfg.data.path))
-            cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": path})})
+        data = c.config.data
+        update: dict[str, Any] = {}
+        if data.path is not None:
+            update["path"] = str(resolve_source(data.path))
+        for name in ("catalogue", "item_features"):
+            value = getattr(data, name)
+            if value is not None:
+                update[name] = str(Path(value).expanduser().resolve())
+        if data.domains is not None:
+            update["domains"] = {
+                n: d.model_copy(
+                    update={
+                        "path": str(resolve_source(d.path)),
+                        "item_features": d.item_features
+                        and str(Path(d.item_features).expanduser().resolve()),
+                    }
+                )
+                for n, d in data.domains.items()
+            }
+        cfg = c.config.model_copy(update={"data": data.model_copy(update=update)})
         out.append(Cell(c.cell_id, c.axes, cfg))
     return out
 
@@ -96,7 +112,10 @@ def plan(spec: SweepSpec, cells: list[Cell]) -> list[PlannedCell]:
         negs = {"sampled_softmax": cfg.train.num_negatives, "bce": 1, "full_softmax": num_items}[
             cfg.train.loss
         ]
-        size = size_report(mspec, num_items, negs)
+        if cfg.task.kind == "ranking":
+            size = ranking_size_report(mspec, num_items, cfg.task.negative_rate, cfg.task.scorer)
+        else:
+            size = size_report(mspec, num_items, negs)
         n, d, b = cfg.padded_len(), cfg.model.width, cfg.train.batch_size
         params = size.total_params
         act = (

@@ -15,6 +15,7 @@ fixed by the seed; metrics overall and per domain (`auc_<domain>`, ...) when the
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,14 +27,14 @@ from scalelab.data.sequences import SequenceData
 from scalelab.data.split import Split
 from scalelab.errors import DataError
 from scalelab.models import build_from_spec
-from scalelab.models.accounting import size_report
+from scalelab.models.accounting import ranking_size_report
 from scalelab.models.ranking import EncoderRanker
 from scalelab.models.registry import ModelSpec
 from scalelab.training.batches import pad_windows
 from scalelab.training.device import autocast
 from scalelab.training.ranking_data import DomainPools, build_examples
 from scalelab.training.ranking_metrics import ranking_metrics
-from scalelab.training.tasks import embedding_params, item_domains, side_inputs
+from scalelab.training.tasks import item_domains, side_inputs
 
 
 class RankingTask:
@@ -141,33 +142,15 @@ class RankingTask:
         return model
 
     def size(self, model: torch.nn.Module, spec: ModelSpec) -> tuple[dict[str, float], float]:
-        """Parameters from the model; training FLOPs per positive (forward + backward = 3 x forward):
-        encoders: the encoder's per-token cost (one token per positive) plus the head on 1 + rate
-        candidates; DIN: target attention over the mean history of an example plus its MLP, for
-        1 + rate candidates (the history's own projection counted once per token)."""
-        total = sum(p.numel() for p in model.parameters())
-        emb = embedding_params(model)
-        per = 1.0 + self.rate
-        if spec.family == "din":
-            att, head = model.attention, model.head
-            att_w = sum(m.weight.numel() for m in att if isinstance(m, torch.nn.Linear))
-            first = att[0].weight.numel()
-            head_w = sum(m.weight.numel() for m in head if isinstance(m, torch.nn.Linear))
-            per_example = self.mean_history * (att_w - first / 2) + head_w  # [h*e] W4 and h-part amortised
-            flops = 6.0 * (first / 4 + per * per_example)
-        else:
-            enc = size_report(spec, self.data.num_items, negatives=0)
-            head_w = (
-                0
-                if model.head is None
-                else sum(m.weight.numel() for m in model.head if isinstance(m, torch.nn.Linear))
+        size = ranking_size_report(
+            spec, self.data.num_items, self.rate, self.cfg.task.scorer, self.mean_history
+        )
+        side = model.side if spec.family == "din" else model.encoder.side
+        if side is not None:
+            size = replace(
+                size, embedding_params=size.embedding_params + sum(p.numel() for p in side.parameters())
             )
-            flops = enc.flops_per_token - enc.loss_flops_per_token + 6.0 * per * (head_w or spec.width)
-        size = {
-            "embedding_params": emb, "non_embedding_params": total - emb, "total_params": total,
-            "flops_per_token": flops,
-        }  # fmt: skip
-        return size, flops * self.num_targets
+        return size.as_dict(), size.flops_per_epoch(self.num_targets)
 
     # ------------------------------------------------------------------------------ training
 

@@ -79,10 +79,3 @@ def side_inputs(cfg: RunConfig, data: SequenceData, width: int) -> tuple[SideInp
         info.update(coverage)
     side = SideInputs(width, None if domain is None else torch.from_numpy(domain), tokens, vocab, behaviours)
     return side, info
-
-
-def embedding_params(model: torch.nn.Module) -> int:
-    """Parameters in embedding tables (items, positions, side inputs)."""
-    return sum(
-        p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()
-    )
