@@ -545,10 +545,10 @@ def model_list() -> None:
     """List the registered architectures and their switches."""
     from scalelab.models.registry import FAMILIES
 
-    table = Table("family", "description", "switches (default)")
+    table = Table("family", "description", "switches (default)", "tasks")
     for name, fam in FAMILIES.items():
         switches = ", ".join(f"{k}={v}" for k, v in fam.defaults.items())
-        table.add_row(name, fam.description, switches)
+        table.add_row(name, fam.description, switches, ", ".join(fam.tasks))
     out.print(table)
 
 
@@ -567,21 +567,22 @@ def model_size(
 
     Example: scalelab model size --set model.width=64 --set model.depth=8 -f hstu -f llama
     """
-    from scalelab.models.accounting import size_report
-    from scalelab.models.registry import resolve
+    from scalelab.models.accounting import ranking_size_report, size_report
+    from scalelab.models.registry import FAMILIES, resolve
 
     cfg = load_config(config, set_)
     rows = []
     for fam in family or [cfg.model.family]:
-        mcfg = load_config(config, [*(set_ or []), f"model.family={fam}"]).model
-        spec = resolve(mcfg, cfg.padded_len())
-        rows.append(
-            {
-                "family": fam,
-                "padded_len": spec.max_len,
-                **size_report(spec, num_items, cfg.train.num_negatives).as_dict(),
-            }
-        )
+        ranking = "retrieval" not in FAMILIES[fam].tasks if fam in FAMILIES else False
+        extra = ["task.kind=ranking"] if ranking else []
+        fcfg = load_config(config, [*(set_ or []), f"model.family={fam}", *extra])
+        spec = resolve(fcfg.model, cfg.padded_len())
+        if fcfg.task.kind == "ranking":
+            t = fcfg.task
+            size = ranking_size_report(spec, num_items, t.negative_rate, t.scorer)
+        else:
+            size = size_report(spec, num_items, cfg.train.num_negatives)
+        rows.append({"family": fam, "padded_len": spec.max_len, **size.as_dict()})
     if as_json:
         out.print_json(json.dumps(rows))
         return
