@@ -127,9 +127,7 @@ def main() -> None:
         )
         for _, r in df.iterrows():
             keep = r.get("cfg.data.keep_domains")
-            keep = (
-                list(keep) if keep is not None and not (isinstance(keep, float) and pd.isna(keep)) else None
-            )
+            keep = json.loads(keep) if isinstance(keep, str) else None  # the runs table stores lists as JSON
             if keep is None:
                 b, g = (
                     (r.get("best_auc_beauty"), r.get("best_gauc_beauty")),
