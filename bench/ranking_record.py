@@ -33,7 +33,7 @@ PROTOCOL = """
   the window's first is a positive (label 1: the ML-1M copy has no ratings, so no label rule), with
   `negative_rate` 1.0 sampled negatives per positive, uniform over items absent from the history,
   redrawn every step. BCE, AdamW lr 1e-3 betas (0.9, 0.98), batch 128 users, width 50, 1 head,
-  dropout 0.2, at most 8 epochs with early stopping (patience 3) on validation AUC; the table shows
+  dropout 0.2, at most 20 epochs with early stopping (patience 3) on validation AUC; the table shows
   the test metrics of the best validation epoch.
 - Evaluation: every user's held-out event (label 1) plus one negative of an item the user had not
   interacted with before it (fixed by the seed), scored with the history of the 50 items before the
