@@ -283,6 +283,14 @@ class TrainConfig(StrictModel):
     epochs: int = Field(101, ge=1, le=100_000, description="Maximum epochs.")
     token_budget: int | None = Field(None, ge=1, description="Stop after this many training targets.")
     batch_size: int = Field(128, ge=1, le=1_000_000, description="Sequences per batch.")
+    bucket_pool: int | None = Field(
+        None,
+        ge=2,
+        le=100_000,
+        description="Length-bucketed batching: the shuffled users are cut into pools of this many batches, "
+        "each pool sorted by length before it is cut into batches, and the batches shuffled; short "
+        "sequences are then padded to their batch's longest, not to a long one (null = off).",
+    )
     patience: int | None = Field(None, ge=1, description="Early stopping patience in evaluations.")
     eval_every: int = Field(1, ge=1, description="Evaluate every this many epochs.")
     seed: int = Field(42, ge=0, description="Seed for data order, negatives and initialisation.")

@@ -41,6 +41,7 @@ _INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("data", "behaviour_from_rating"): False,
     ("data", "item_features"): None,
     ("data", "synthetic", "domains"): 1,
+    ("train", "bucket_pool"): None,
 }
 
 

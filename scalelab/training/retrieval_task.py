@@ -28,6 +28,7 @@ class RetrievalTask:
             "valid": eval_set(split, "valid") if split.valid_pos is not None else None,
             "test": eval_set(split, "test"),
         }
+        self.lengths = self.tset.lengths  # (rows,) window lengths, for length bucketing
         self.num_rows = len(self.tset.lengths)
         self.num_targets = self.tset.num_targets
         self.has_valid = self.sets["valid"] is not None

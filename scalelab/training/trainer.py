@@ -49,6 +49,7 @@ class EpochRecord:
     test: dict[str, float] = field(default_factory=dict)
     step_losses: list[float] = field(default_factory=list)  # one per optimiser step
     first_step: int = 1  # global index of the epoch's first step (1-based)
+    padding: float = 0.0  # share of the computed sequence positions that were padding
 
     def flat(self) -> dict[str, float]:
         out = {
@@ -57,6 +58,7 @@ class EpochRecord:
             "targets_per_s": self.targets_per_s,
             "peak_memory_mb": self.peak_memory_bytes / 2**20,
             "lr": self.lr,
+            "padding": self.padding,
         }
         out.update({f"valid_{k}": v for k, v in self.valid.items()})
         out.update({f"test_{k}": v for k, v in self.test.items()})
@@ -324,26 +326,28 @@ def _train_epoch(
     cfg, model, par, device = loop.cfg, loop.model, loop.par, loop.device
     model.train()
     torch.manual_seed(_seed(cfg.train.seed, epoch, 0) + par.rank)  # dropout masks
-    order = torch.randperm(  # the same on every worker: each takes its slice of every global batch
-        loop.task.num_rows, generator=torch.Generator().manual_seed(_seed(cfg.train.seed, epoch, 1))
-    )
+    order_gen = torch.Generator().manual_seed(_seed(cfg.train.seed, epoch, 1))
+    order = torch.randperm(loop.task.num_rows, generator=order_gen)  # the same on every worker: each
+    batches = _batches(
+        order, loop.task.lengths, cfg.train.batch_size, cfg.train.bucket_pool, order_gen
+    )  # takes a slice
     gen = torch.Generator(device=device).manual_seed(_seed(cfg.train.seed, epoch, 2) + par.rank)  # negatives
     reset_peak_memory(device)
-    bs = cfg.train.batch_size
-    total_loss, total_targets, timed_targets = 0.0, 0, 0
+    total_loss, total_targets, timed_targets, slots, real = 0.0, 0, 0, 0, 0
     t_start = time.perf_counter()
     t_timed = t_start
-    steps = math.ceil(len(order) / bs)
+    steps = len(batches)
     step_losses: list[float] = []
-    for step in range(steps):
+    for step, rows in enumerate(batches):
         if first and step == WARMUP_STEPS:
             t_timed, timed_targets = time.perf_counter(), 0
-        rows = order[step * bs : (step + 1) * bs]
         if len(rows) < par.world:  # a last batch too small to give every worker a row
             continue
         try:
             faults.in_step(out, injected, epoch, step)
             batch = loop.task.batch(rows[par.rank :: par.world])
+            slots += batch[0].numel()  # sequence positions the model computes, padding included
+            real += int((batch[0] != 0).sum())
             value, n = _train_step(loop, batch, gen, nan="nan" in injected and step == 0)
         except TrainingDiverged as e:
             raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
@@ -369,7 +373,21 @@ def _train_epoch(
         lr=float(loop.sched.get_last_lr()[0]),
         step_losses=step_losses,
         first_step=epoch * steps + 1,
+        padding=1.0 - real / slots if slots else 0.0,
     )
+
+
+def _batches(
+    order: torch.Tensor, lengths: torch.Tensor, bs: int, pool: int | None, gen: torch.Generator
+) -> list[torch.Tensor]:
+    """Row batches of one epoch: consecutive slices of the shuffled `order`, or, with a bucket pool,
+    slices of length-sorted pools of `pool` batches, in shuffled batch order."""
+    if pool is None:
+        return list(order.split(bs))
+    batches: list[torch.Tensor] = []
+    for chunk in order.split(bs * pool):
+        batches += chunk[torch.argsort(lengths[chunk], stable=True)].split(bs)
+    return [batches[i] for i in torch.randperm(len(batches), generator=gen)]
 
 
 def _train_step(
