@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test test-all demo lint bench reproduce-ml1m reproduce-ml1m-movies clean
+.PHONY: install test test-all demo lint bench bench-env reproduce-ml1m reproduce-ml1m-movies clean
 
 install: $(STAMP)
 
@@ -40,7 +40,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# RecBole 1.2.1, the peer that bench/bench_train.py runs beside scalelab, in its own environment: it
+# needs numpy 1 and older pandas / scipy / scikit-learn (../shared/reference/peers.md). If it cannot
+# be installed, bench_train.py records RecBole as skipped and the other benchmarks still run.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed:
+	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BENCH_VENV)/bin/pip install --quiet recbole==1.2.1 numpy==1.26.4 pandas==2.2.3 scipy==1.13.1 \
+		scikit-learn==1.5.2 ray==2.6.3
+	touch $@
+
+bench-env: $(BENCH_VENV)/.installed
+
 bench: $(STAMP)
+	-@$(MAKE) --no-print-directory bench-env
 	@if ls bench/bench_*.py >/dev/null 2>&1; then \
 		for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done; \
 	else echo "no benchmarks yet"; fi
