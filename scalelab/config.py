@@ -325,6 +325,12 @@ class EvalConfig(StrictModel):
     batch_size: int = Field(
         64, ge=1, description="Users per evaluation batch (users of similar length are batched together)."
     )
+    item_chunk: int = Field(
+        262_144,
+        ge=1,
+        description="Full ranking scores the catalogue in chunks of this many items, so memory stays "
+        "bounded (batch_size x item_chunk scores) for catalogues of millions of items.",
+    )
     monitor: str | None = Field(
         None,
         description="Validation metric for early stopping and best epoch (logloss is minimised, the others "

@@ -58,11 +58,12 @@ def brute_force(model, data, split, which: str, ks: list[int], filter_history: b
 
 @pytest.mark.parametrize("family", ["hstu", "sasrec", "llama"])
 @pytest.mark.parametrize("filter_history", [True, False])
-def test_full_ranking_matches_brute_force(setup, family: str, filter_history: bool) -> None:
+@pytest.mark.parametrize("item_chunk", [262_144, 7])  # one score matrix; the catalogue in chunks of 7
+def test_full_ranking_matches_brute_force(setup, family: str, filter_history: bool, item_chunk: int) -> None:
     data, split = setup
     torch.manual_seed(0)
     model = build_model(ModelConfig(family=family, width=16, depth=2, heads=2), data.num_items, 13).eval()
-    cfg = EvalConfig(ks=[1, 5, 10, 100], filter_history=filter_history, batch_size=7)
+    cfg = EvalConfig(ks=[1, 5, 10, 100], filter_history=filter_history, batch_size=7, item_chunk=item_chunk)
     for which in ("valid", "test"):
         got = evaluate(model, eval_set(split, which), cfg, torch.device("cpu"))
         expect = brute_force(model, data, split, which, cfg.ks, filter_history)

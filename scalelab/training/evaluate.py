@@ -46,6 +46,9 @@ def evaluate(
         items, ts, qt, targets = (t.to(device) for t in data.batch(rows))
         with autocast(device, precision):
             users = model.last_state(items, ts, qt)
+        if cfg.mode == "full" and num_items > cfg.item_chunk:
+            ranks.append(_chunked_ranks(users.float(), table, items, targets, cfg))
+            continue
         scores = users.float() @ table.T  # (B, I)
         exclude = None
         if cfg.filter_history:
@@ -66,6 +69,38 @@ def evaluate(
         local = torch.cat(parts)
     out = metrics_from_ranks(local, cfg.ks)
     return out if cfg.mode == "full" else {f"sampled_{k}": v for k, v in out.items()}
+
+
+def _chunked_ranks(
+    users: torch.Tensor, table: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, cfg: EvalConfig
+) -> torch.Tensor:
+    """`ranks_from_scores` over a catalogue too large for one (B, I) score matrix: the items are
+    scored in chunks of `cfg.item_chunk`, twice (the target's own score first, then the count of
+    items at least as high), so every score comes from the same matmul as in the one-shot path."""
+    b, chunk = users.shape[0], cfg.item_chunk
+    rows = torch.arange(b, device=users.device)
+    col = targets - 1
+    target_score = torch.empty(b, device=users.device)
+    for lo in range(0, table.shape[0], chunk):
+        inside = (col >= lo) & (col < lo + chunk)
+        if inside.any():
+            s = users @ table[lo : lo + chunk].T
+            target_score[inside] = s[rows[inside], col[inside] - lo]
+    ahead = torch.zeros(b, dtype=torch.long, device=users.device)
+    for lo in range(0, table.shape[0], chunk):
+        s = users @ table[lo : lo + chunk].T  # (B, C)
+        if cfg.filter_history:
+            local = items - 1 - lo
+            ok = (items > 0) & (local >= 0) & (local < s.shape[1])
+            seen = torch.zeros_like(s, dtype=torch.bool)
+            seen[rows[:, None].expand_as(items)[ok], local[ok]] = True
+            s = s.masked_fill(seen, float("-inf"))
+        ahead += (s >= target_score[:, None]).sum(1)
+    ranks = ahead.double()  # the target counts itself once: rank = 1 + others at least as high
+    if cfg.filter_history:
+        in_history = (items == targets[:, None]).any(1)
+        ranks = torch.where(in_history, torch.full_like(ranks, float("inf")), ranks)
+    return ranks
 
 
 def _sampled_ranks(
