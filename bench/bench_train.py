@@ -3,7 +3,8 @@
 Unit (../shared/reference/peers.md): supervised targets per second, forward + backward + AdamW step
 with 128 sampled negatives, after warm-up, data in memory; real ML-1M (leave-one-out, last 201
 training items per user, batch 128, width 50). Paths: `plain` = shuffled batches, each trimmed to
-its longest row (what earlier runs did); `bucketed` = `train.bucket_pool: 50`. The epoch time is
+its longest row (the default); `bucketed` = `train.bucket_pool: 50`; `fast` = bucketed plus
+`train.negatives_per: sequence` (one draw of negatives per sequence instead of per position). The epoch time is
 the epoch's targets divided by the measured rate (the rate is measured on the first batches of the
 epoch's batch order, so it sees the same length mix). MFU = analytic training FLOPs per target
 (scalelab/models/accounting.py) x targets/s / this machine's fp32 matmul peak measured in the same
@@ -57,9 +58,14 @@ def matmul_peak(reps: int = 5, n: int = 2048) -> float:
     return 2 * n**3 / statistics.median(times)
 
 
-def bench_family(name: str, path: Path, steps: int, reps: int, pool: int | None) -> dict:
+PATHS = {"plain": (None, "position"), "bucketed": (50, "position"), "fast": (50, "sequence")}
+
+
+def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> dict:
+    pool, negatives_per = PATHS[variant]
     over = [f"data.path={path}", "data.split=leave_one_out", "data.min_seq_len=2", "model.width=50",
             "model.dropout=0.2", *CONFIGS[name]]  # fmt: skip
+    over.append(f"train.negatives_per={negatives_per}")
     if pool:
         over.append(f"train.bucket_pool={pool}")
     cfg = load_config(None, over)
@@ -92,7 +98,7 @@ def bench_family(name: str, path: Path, steps: int, reps: int, pool: int | None)
         rates.append(n / (time.perf_counter() - t0))
     rate = statistics.median(rates)
     return {
-        "family": name, "path": "bucketed" if pool else "plain", "targets_per_s": rate,
+        "family": name, "path": variant, "targets_per_s": rate,
         "epoch_targets": task.num_targets, "epoch_s": task.num_targets / rate,
         "flops_per_target": size["flops_per_token"], "achieved_gflops": size["flops_per_token"] * rate / 1e9,
     }  # fmt: skip
@@ -127,8 +133,8 @@ def main() -> None:
     peak = matmul_peak()
     rows = []
     for fam in args.families.split(","):
-        for pool in (None, 50):
-            r = bench_family(fam, path, args.steps, args.reps, pool)
+        for variant in PATHS:
+            r = bench_family(fam, path, args.steps, args.reps, variant)
             r["mfu"] = r["achieved_gflops"] * 1e9 / peak
             rows.append(r)
             print(f"{fam:12s} {r['path']:8s} {r['targets_per_s']:9,.0f} targets/s  epoch {r['epoch_s']:6.1f} s  "

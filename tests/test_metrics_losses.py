@@ -62,6 +62,37 @@ def test_sampled_softmax_against_brute_force() -> None:
     assert float(got) == pytest.approx(brute_sampled_softmax(users, targets, table, neg, 0.1), rel=1e-5)
 
 
+def test_sequence_negatives_against_brute_force() -> None:
+    """Negatives drawn once per group: each position is scored against its group's draw."""
+    torch.manual_seed(0)
+    users, table = torch.randn(40, 8), torch.randn(21, 8)
+    targets = torch.randint(1, 21, (40,))
+    groups = torch.randint(0, 6, (40,))
+    groups[0] = 5  # group ids need not be sorted; every id 0..5 is used
+    got = sampled_softmax(users, targets, table, 30, 0.1, torch.Generator().manual_seed(5), groups=groups)
+    draw = torch.randint(1, 21, (int(groups.max()) + 1, 30), generator=torch.Generator().manual_seed(5))
+    neg = draw[groups]
+    assert (neg == targets[:, None]).any()
+    assert float(got) == pytest.approx(brute_sampled_softmax(users, targets, table, neg, 0.1), rel=1e-5)
+
+
+def test_sequence_negatives_have_the_expected_loss_of_per_position_negatives() -> None:
+    """Sharing a draw within a sequence changes the correlation between positions, not what each
+    position sees: averaged over many draws both estimators give the same loss."""
+    torch.manual_seed(1)
+    users, table = torch.randn(60, 8), torch.randn(31, 8)
+    targets = torch.randint(1, 31, (60,))
+    groups = torch.arange(60) // 10
+    gen = torch.Generator().manual_seed(0)
+    per_pos = torch.stack([sampled_softmax(users, targets, table, 8, 0.5, gen) for _ in range(3000)])
+    per_seq = torch.stack(
+        [sampled_softmax(users, targets, table, 8, 0.5, gen, groups=groups) for _ in range(3000)]
+    )
+    err = 4 * (per_pos.std() ** 2 / 3000 + per_seq.std() ** 2 / 3000) ** 0.5
+    assert abs(float(per_pos.mean() - per_seq.mean())) < float(err)
+    assert per_seq.std() > per_pos.std()  # shared draws: a noisier estimate per step
+
+
 def test_full_softmax_and_bce() -> None:
     torch.manual_seed(0)
     users, table = torch.randn(10, 4), torch.randn(7, 4)

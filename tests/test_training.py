@@ -139,17 +139,19 @@ def popularity_ndcg(path: str) -> float:
     return metrics_from_ranks(ranks, [10])["ndcg@10"]
 
 
-def test_training_on_ml100k_beats_popularity(tmp_path: Path) -> None:
+def test_training_on_ml100k_beats_popularity_on_the_slow_and_fast_paths(tmp_path: Path) -> None:
+    """The default path and the length-bucketed one with one seed: both well above popularity, and
+    the bucketed one not worse than the default beyond what a change of seed does here (seeds 42 and
+    7 of the default path give 0.048 and 0.037 at these settings)."""
     path = str(shared_file("ml-100k/u.data"))
     pop = popularity_ndcg(path)
-    cfg = load_config(
-        None,
-        [f"data.path={path}", "data.max_seq_len=50", "model.width=32", "model.depth=1", "train.epochs=6",
-         "train.batch_size=64", "train.device=cpu", "eval.ks=[10]", "train.eval_every=3"],
-    )  # fmt: skip
-    s = train_run(cfg, tmp_path / "ml100k")
-    got = s["best_test"]["ndcg@10"]
-    assert got > 1.3 * pop, (got, pop)
+    base = [f"data.path={path}", "data.max_seq_len=50", "model.width=32", "model.depth=1", "train.epochs=6",
+            "train.batch_size=64", "train.device=cpu", "eval.ks=[10]", "train.eval_every=3"]  # fmt: skip
+    slow = train_run(load_config(None, base), tmp_path / "slow")["best_test"]["ndcg@10"]
+    fast_cfg = load_config(None, [*base, "train.bucket_pool=8"])
+    fast = train_run(fast_cfg, tmp_path / "fast")["best_test"]["ndcg@10"]
+    assert slow > 1.3 * pop and fast > 1.3 * pop, (slow, fast, pop)
+    assert fast > 0.7 * slow, (slow, fast)
 
 
 def test_length_buckets_cover_every_row_once_and_cut_padding() -> None:

@@ -42,6 +42,7 @@ _INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("data", "item_features"): None,
     ("data", "synthetic", "domains"): 1,
     ("train", "bucket_pool"): None,
+    ("train", "negatives_per"): "position",
 }
 
 

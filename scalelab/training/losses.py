@@ -17,22 +17,45 @@ def sampled_softmax(
     num_negatives: int,
     temperature: float,
     generator: torch.Generator | None = None,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy of the target against `num_negatives` items drawn uniformly per position.
+    """Cross-entropy of the target against `num_negatives` items drawn uniformly per position, or,
+    with `groups` (a group id per position, e.g. its sequence), one draw per group that all the
+    group's positions use.
 
     Scores are cosines / temperature (users and items L2-normalised); a negative equal to the
     target (an accidental hit) is masked out. The table is normalised once, then gathered:
     normalize(E)[ids] equals normalize(E[ids]) and costs one pass over the table instead of one
     per sampled row. Mean over positions.
+
+    Per-position negatives gather a (P, k, D) tensor and scatter its gradient back, which dominates
+    a CPU training step. Per-group negatives gather (G, k, D) and score with one batched matmul.
+    Each position still sees k independent uniform negatives, so the expected loss and gradient are
+    those of per-position sampling; only positions of one group share their draw.
     """
     num_items = table.shape[0] - 1
     u = F.normalize(users, dim=-1, eps=1e-6)
     t = F.normalize(table, dim=-1, eps=1e-6)
-    neg = torch.randint(
-        1, num_items + 1, (users.shape[0], num_negatives), generator=generator, device=users.device
-    )
     pos_logit = (u * t[targets]).sum(-1, keepdim=True)  # (P, 1)
-    neg_logit = torch.einsum("pd,pkd->pk", u, t[neg])  # (P, k)
+    if groups is None:
+        neg = torch.randint(
+            1, num_items + 1, (users.shape[0], num_negatives), generator=generator, device=users.device
+        )
+        neg_logit = torch.einsum("pd,pkd->pk", u, t[neg])  # (P, k)
+    else:
+        g = int(groups.max()) + 1 if len(groups) else 0
+        draw = torch.randint(1, num_items + 1, (g, num_negatives), generator=generator, device=users.device)
+        counts = torch.bincount(groups, minlength=g)
+        order = torch.argsort(groups, stable=True)
+        col = torch.arange(len(groups), device=users.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts
+        )  # position of each (sorted) row inside its group
+        padded = u.new_zeros(g, int(counts.max()) if g else 0, u.shape[1])  # (G, n, D)
+        padded[groups[order], col] = u[order]
+        scores = torch.bmm(padded, t[draw].transpose(1, 2))  # (G, n, k)
+        neg_logit = torch.empty(len(groups), num_negatives, device=users.device, dtype=scores.dtype)
+        neg_logit[order] = scores[groups[order], col]
+        neg = draw[groups]
     neg_logit = neg_logit.masked_fill(neg == targets[:, None], float("-inf"))
     logits = torch.cat([pos_logit, neg_logit], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=users.device))

@@ -66,7 +66,10 @@ class RetrievalTask:
         tgt = targets[mask]
         table = model.item_table()
         if t.loss == "sampled_softmax":
-            loss = sampled_softmax(users, tgt, table, t.num_negatives, t.temperature, gen)
+            groups = None
+            if t.negatives_per == "sequence":  # the row (sequence) of every supervised position
+                groups = torch.arange(mask.shape[0], device=device)[:, None].expand_as(mask)[mask]
+            loss = sampled_softmax(users, tgt, table, t.num_negatives, t.temperature, gen, groups=groups)
         elif t.loss == "full_softmax":
             loss = full_softmax(users, tgt, table, t.temperature)
         else:
