@@ -167,3 +167,35 @@ def test_ranking_on_ml100k_beats_popularity(tmp_path: Path) -> None:
     popularity = auc(ex.label, pop[ex.candidate])
     assert s["final"]["auc"] > popularity + 0.01, (s["final"], popularity)
     assert set(s["final"]) == {"auc", "gauc", "logloss"} and s["size"]["non_embedding_params"] > 0
+
+
+def test_a_ranking_sweep_logs_auc_to_the_runs_table_mlflow_and_the_fitters(tmp_path: Path) -> None:
+    """HSTU and DIN ranking cells run as Ray Tune trials; AUC / GAUC / LogLoss reach the runs
+    table and MLflow like HR/NDCG do, and a law can be fitted to them."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from tests.sweep_helpers import BASE, mlflow_runs, sweep, write_spec
+
+    base = {**BASE, "task": {"kind": "ranking", "negative_rate": 1.0}, "eval": {}}
+    spec = write_spec(
+        tmp_path, "rank", base=base, grid={"model.family": ["hstu", "din"], "model.depth": [1, 2]}
+    )
+    out = sweep(str(spec))
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "rank" / "runs.csv")
+    assert (table["status"] == "finished").all() and len(table) == 4
+    for col in ("best_auc", "best_gauc", "best_logloss", "final_auc", "valid_best_auc"):
+        assert table[col].between(0, 10).all(), col
+    assert table["best_auc"].between(0.5, 1).all()  # better than chance on the synthetic Markov data
+    runs = mlflow_runs(tmp_path, "rank")
+    children = [r for r in runs if r.data.tags.get("kind") == "trial"]
+    assert len(children) == 4 and all("test_auc" in r.data.metrics for r in children)
+    fit = subprocess.run(
+        [sys.executable, "-m", "scalelab", "fit", "--law", "power", "--x", "params", "--metric", "auc",
+         "--sweep", str(tmp_path / "rank"), "--holdout", "none", "--bootstrap", "20"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-2000:]
