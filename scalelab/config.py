@@ -301,6 +301,11 @@ class TrainConfig(StrictModel):
     eval_every: int = Field(1, ge=1, description="Evaluate every this many epochs.")
     seed: int = Field(42, ge=0, description="Seed for data order, negatives and initialisation.")
     device: str = Field("auto", description="auto | cpu | cuda[:i] | npu[:i] | mps.")
+    compile: bool = Field(
+        False,
+        description="torch.compile the encoder blocks (dynamic shapes; the first steps pay the compile time, "
+        "tens of seconds on a CPU). Same computation, so a run may switch it on or off when it resumes.",
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Autocast precision.")
 
     @field_validator("betas")

@@ -185,3 +185,15 @@ def test_bucketed_training_records_its_padding(tmp_path: Path) -> None:
     bucketed = train_run(small_cfg(*base, "train.bucket_pool=4"), tmp_path / "b")
     assert bucketed["history"][0]["padding"] < plain["history"][0]["padding"]
     assert bucketed["history"][0]["loss"] == pytest.approx(plain["history"][0]["loss"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_compiled_encoder_computes_what_the_eager_one_does(tmp_path: Path) -> None:
+    """train.compile: the same losses as the eager run to float round-off (opt-in: compiling takes
+    tens of seconds on a CPU)."""
+    eager = train_run(small_cfg("train.epochs=2", "tracking.mlflow_uri=null"), tmp_path / "e")
+    compiled = train_run(
+        small_cfg("train.epochs=2", "tracking.mlflow_uri=null", "train.compile=true"), tmp_path / "c"
+    )
+    for a, b in zip(eager["history"], compiled["history"], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)

@@ -18,7 +18,7 @@ _RESUMABLE_CHANGES = {
     "name": None,
     "output_dir": None,
     "tracking": None,
-    "train": {"epochs", "patience", "eval_every", "device", "token_budget"},
+    "train": {"epochs", "patience", "eval_every", "device", "token_budget", "compile"},
     "eval": {"batch_size", "item_chunk"},
 }
 

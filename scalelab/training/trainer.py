@@ -154,6 +154,8 @@ def train_run(
     spec = resolve(cfg.model, cfg.padded_len())
     torch.manual_seed(cfg.train.seed)
     model = task.build_model(spec).to(device)
+    if cfg.train.compile:
+        _compile(model)
     net = par.wrap(model, device)  # DistributedDataParallel when several workers train together
     size, flops_per_epoch = task.size(model, spec)
     opt = torch.optim.AdamW(
@@ -304,6 +306,14 @@ def train_run(
     if par.rank == 0:
         ckpt.atomic_write_json(summary, out / "summary.json")
     return summary
+
+
+def _compile(model: torch.nn.Module) -> None:
+    """torch.compile the part that dominates the cost, in place (state-dict keys unchanged): a
+    sequence encoder's block stack, or the whole model when it has none (DIN)."""
+    target = getattr(model, "encoder", model)
+    target = getattr(target, "encoder", target)  # a ranker wraps a retrieval model
+    target.compile(dynamic=True)
 
 
 @dataclass
