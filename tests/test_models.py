@@ -316,3 +316,37 @@ def test_last_state_fast_path_equals_full_forward(variant: dict) -> None:
     last = (items != 0).sum(1) - 1
     expect = model.normalize(h[torch.arange(3), last])
     assert torch.allclose(model.last_state(items, ts, qt), expect, atol=1e-6)
+
+
+@pytest.mark.parametrize("bias_shape", [(2, 5, 5), (1, 5, 5), None])
+def test_lean_pointwise_attention_gradients(bias_shape) -> None:
+    """The memory-lean HSTU attention (one saved score tensor, the attention recomputed in the
+    backward pass) has the gradients of its formula (finite differences, float64)."""
+    from scalelab.models.blocks import _LeanPointwiseAttention, causal_mask
+
+    torch.manual_seed(0)
+    q, k = (torch.randn(2, 3, 5, 4, dtype=torch.double, requires_grad=True) for _ in range(2))
+    v = torch.randn(2, 3, 5, 6, dtype=torch.double, requires_grad=True)
+    w = causal_mask(5, q.device).double() / 7
+    inputs = (q, k, v)
+    if bias_shape is not None:
+        inputs += (torch.randn(*bias_shape, dtype=torch.double, requires_grad=True),)
+
+    def f(*t):
+        return _LeanPointwiseAttention.apply(t[0], t[1], t[2], t[3] if len(t) > 3 else None, w)
+
+    assert torch.autograd.gradcheck(f, inputs)
+    plain = (
+        torch.nn.functional.silu(q @ k.transpose(-1, -2) + (inputs[3][:, None] if bias_shape else 0)) * w
+    ) @ v
+    assert torch.allclose(f(*inputs), plain)
+
+
+def test_hstu_trains_under_bf16_autocast() -> None:
+    model = build_model(ModelConfig(family="hstu", depth=2, width=16, heads=2), 30, 9)
+    items = torch.randint(1, 31, (3, 9))
+    ts = torch.cumsum(torch.randint(1, 100, (3, 9)), 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = model(items, ts)
+    h.float().sum().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())

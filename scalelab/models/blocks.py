@@ -153,17 +153,53 @@ def pointwise_silu_attention(
     the causal mask when the m queries are not the n keys (e.g. only each user's last position).
     Without autograd the (B, H, m, n) scores are updated in place. Returns (B, H, m, d_v).
     """
-    s = q @ k.transpose(-1, -2)  # (B, H, m, n)
     if keep is None:
         keep = causal_mask(q.shape[-2], q.device)
-    weight = keep.to(s.dtype) / divisor
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
-        if bias is not None:
-            s = s + bias[:, None]
-        return (F.silu(s) * weight) @ v
+    weight = keep.to(q.dtype) / divisor
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, bias)):
+        return _LeanPointwiseAttention.apply(q, k, v, bias, weight)
+    s = q @ k.transpose(-1, -2)  # (B, H, m, n)
     if bias is not None:
         s += bias[:, None]
     return F.silu(s, inplace=True).mul_(weight) @ v
+
+
+class _LeanPointwiseAttention(torch.autograd.Function):
+    """(SiLU(q k^T + bias) * weight) v with one saved (B, H, m, n) tensor instead of two, and two
+    forward temporaries of that size instead of four: the pre-activation scores are built in
+    place and kept; the attention matrix is recomputed from them in the backward pass (an
+    elementwise pass, cheap next to the matmuls). Checked against autograd with gradcheck."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, weight):  # type: ignore[no-untyped-def]
+        s = q @ k.transpose(-1, -2)  # (B, H, m, n), a fresh tensor: safe to update in place
+        if bias is not None:
+            s += bias[:, None]
+        out = F.silu(s).mul_(weight) @ v
+        ctx.save_for_backward(q, k, v, s, weight)
+        ctx.bias_shape = None if bias is None else bias.shape
+        ctx.dtypes = (q.dtype, k.dtype, v.dtype, None if bias is None else bias.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def]
+        q, k, v, s, weight = ctx.saved_tensors
+        dt = s.dtype  # under autocast the scores may be lower precision than some inputs or g
+        q, k, v, g, weight = (t.to(dt) for t in (q, k, v, g, weight))
+        sig = torch.sigmoid(s)
+        a = (s * sig).mul_(weight)  # the attention matrix, recomputed
+        dv = a.transpose(-1, -2) @ g
+        del a
+        ds = (g @ v.transpose(-1, -2)).mul_(weight)  # dL/dA, then through SiLU: sig (1 + s (1 - sig))
+        ds.mul_(sig.mul_(s * (1 - sig) + 1))
+        dq, dk = ds @ k, ds.transpose(-1, -2) @ q
+        dbias = None
+        if ctx.bias_shape is not None and ctx.needs_input_grad[3]:
+            dbias = ds.sum(1)  # heads share the bias
+            if ctx.bias_shape[0] == 1 and dbias.shape[0] != 1:
+                dbias = dbias.sum(0, keepdim=True)
+            dbias = dbias.to(ctx.dtypes[3])
+        return dq.to(ctx.dtypes[0]), dk.to(ctx.dtypes[1]), dv.to(ctx.dtypes[2]), dbias, None
 
 
 def softmax_attention(
