@@ -186,12 +186,10 @@ class _LeanPointwiseAttention(torch.autograd.Function):
         q, k, v, s, weight = ctx.saved_tensors
         dt = s.dtype  # under autocast the scores may be lower precision than some inputs or g
         q, k, v, g, weight = (t.to(dt) for t in (q, k, v, g, weight))
-        sig = torch.sigmoid(s)
-        a = (s * sig).mul_(weight)  # the attention matrix, recomputed
+        a = F.silu(s).mul_(weight)  # the attention matrix, recomputed
         dv = a.transpose(-1, -2) @ g
         del a
-        ds = (g @ v.transpose(-1, -2)).mul_(weight)  # dL/dA, then through SiLU: sig (1 + s (1 - sig))
-        ds.mul_(sig.mul_(s * (1 - sig) + 1))
+        ds = torch.ops.aten.silu_backward((g @ v.transpose(-1, -2)).mul_(weight), s)  # through SiLU
         dq, dk = ds @ k, ds.transpose(-1, -2) @ q
         dbias = None
         if ctx.bias_shape is not None and ctx.needs_input_grad[3]:
