@@ -157,7 +157,11 @@ def pointwise_silu_attention(
         keep = causal_mask(q.shape[-2], q.device)
     weight = keep.to(q.dtype) / divisor
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, bias)):
-        return _LeanPointwiseAttention.apply(q, k, v, bias, weight)
+        if q.device.type != "cpu":  # accelerators: memory is the limit, recomputing is cheap
+            return _LeanPointwiseAttention.apply(q, k, v, bias, weight)
+        # CPU: plenty of memory, and the plain autograd graph is faster (bench/bench_attention.py)
+        s = q @ k.transpose(-1, -2)
+        return (F.silu(s + bias[:, None] if bias is not None else s) * weight) @ v
     s = q @ k.transpose(-1, -2)  # (B, H, m, n)
     if bias is not None:
         s += bias[:, None]
