@@ -58,6 +58,33 @@ def popularity(path: str, seed: int = 42) -> dict[str, float]:
     return m
 
 
+def with_progress(root: Path) -> pd.DataFrame:
+    """The sweep's runs table, with cells still training filled in from their checkpoints: the test
+    metrics of the best validation epoch so far, and `running (epoch k)` as status."""
+    import torch
+
+    df = pd.read_parquet(root / "runs.parquet")
+    for i, r in df.iterrows():
+        ckpt = root / "trials" / r["cell_id"] / "checkpoint.pt"
+        if r["status"] == "finished" or not ckpt.exists():
+            continue
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        hist = [h for h in state["history"] if "valid_auc" in h]
+        if not hist:
+            continue
+        best = max(hist, key=lambda h: h["valid_auc"])
+        df.loc[i, "status"] = f"running (epoch {state['epoch']} of {r.get('cfg.train.epochs', '?')})"
+        df.loc[i, "best_epoch"] = best["epoch"]
+        df.loc[i, "epochs_run"] = state["epoch"]
+        df.loc[i, "mean_epoch_time_s"] = float(np.median([h["epoch_time_s"] for h in state["history"]]))
+        for k, v in best.items():
+            if k.startswith("test_"):
+                df.loc[i, "best_" + k.removeprefix("test_")] = v
+            elif k.startswith("valid_"):
+                df.loc[i, "valid_best_" + k.removeprefix("valid_")] = v
+    return df
+
+
 def table(df: pd.DataFrame, cols: list[str]) -> str:
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     rows = []
@@ -65,13 +92,18 @@ def table(df: pd.DataFrame, cols: list[str]) -> str:
         cells = []
         for c in cols:
             v = r.get(c)
-            cells.append(
-                f"{v:.4f}"
-                if isinstance(v, float) and abs(v) < 10
-                else f"{v:,.0f}"
-                if isinstance(v, (int, float)) and not pd.isna(v)
-                else str(v)
-            )
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                cells.append("-")
+            elif isinstance(v, (int, np.integer)) or (
+                isinstance(v, float) and v.is_integer() and abs(v) >= 1
+            ):
+                cells.append(f"{int(v):,}")
+            elif isinstance(v, float) and c == "s/epoch":
+                cells.append(f"{v:.0f}")
+            elif isinstance(v, float):
+                cells.append(f"{v:.4f}")
+            else:
+                cells.append(str(v))
         rows.append("| " + " | ".join(cells) + " |")
     return head + "\n".join(rows) + "\n"
 
@@ -91,7 +123,7 @@ def main() -> None:
     )
     depth = sweeps / "ranking_depth" / "runs.parquet"
     if depth.exists():
-        df = pd.read_parquet(depth).sort_values(["family", "depth"])
+        df = with_progress(depth.parent).sort_values(["family", "depth"])
         df = df.rename(columns={"best_auc": "AUC", "best_gauc": "GAUC", "best_logloss": "LogLoss",
                                 "valid_best_auc": "valid AUC", "non_embedding_params": "non-emb params",
                                 "mean_epoch_time_s": "s/epoch", "best_epoch": "best epoch", "epochs_run": "epochs"})  # fmt: skip
@@ -120,10 +152,10 @@ def main() -> None:
         )
     md = sweeps / "multidomain" / "runs.parquet"
     if md.exists():
-        df = pd.read_parquet(md)
+        df = with_progress(md.parent)
         parts.append("\n## Joint vs per-domain (Amazon Beauty + Video Games, HSTU depth 2, ranking)\n\n")
         parts.append(
-            "| model | trained on | AUC beauty | GAUC beauty | AUC games | GAUC games | epochs | s/epoch |\n|---|---|---|---|---|---|---|---|\n"
+            "| model | trained on | AUC beauty | GAUC beauty | AUC games | GAUC games | status, epochs | s/epoch |\n|---|---|---|---|---|---|---|---|\n"
         )
         for _, r in df.iterrows():
             keep = r.get("cfg.data.keep_domains")
@@ -140,7 +172,7 @@ def main() -> None:
                 b, g, name, on = (None, None), (r.get("best_auc"), r.get("best_gauc")), "per-domain", "games"
             f = lambda v: "-" if v is None or pd.isna(v) else f"{v:.4f}"  # noqa: E731
             parts.append(
-                f"| {name} | {on} | {f(b[0])} | {f(b[1])} | {f(g[0])} | {f(g[1])} | {r.get('epochs_run')} | {r.get('mean_epoch_time_s', float('nan')):.0f} |\n"
+                f"| {name} | {on} | {f(b[0])} | {f(b[1])} | {f(g[0])} | {f(g[1])} | {r.get('status')}, {int(r['epochs_run']) if pd.notna(r.get('epochs_run')) else '-'} | {r.get('mean_epoch_time_s', float('nan')):.0f} |\n"
             )
     parts.append(PROTOCOL)
     out = ROOT / "results" / "reference" / "ranking.md"
