@@ -169,9 +169,11 @@ def test_ranking_on_ml100k_beats_popularity(tmp_path: Path) -> None:
     assert set(s["final"]) == {"auc", "gauc", "logloss"} and s["size"]["non_embedding_params"] > 0
 
 
+@pytest.mark.slow
 def test_a_ranking_sweep_logs_auc_to_the_runs_table_mlflow_and_the_fitters(tmp_path: Path) -> None:
     """HSTU and DIN ranking cells run as Ray Tune trials; AUC / GAUC / LogLoss reach the runs
-    table and MLflow like HR/NDCG do, and a law can be fitted to them."""
+    table and MLflow like HR/NDCG do, and a law can be fitted to them. Opt-in (`pytest -m slow`):
+    about 25 s of Ray start-up and trials, and the default run is kept under 10 minutes."""
     import subprocess
     import sys
 
