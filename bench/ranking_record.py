@@ -32,7 +32,7 @@ FINDINGS = """
   sequence models learn much more than popularity, and HSTU keeps a small lead over the Llama-style
   decoder, as the seed study reports for ranking. Depth 2 -> 4 changes little at width 50 within 20
   epochs; the HSTU cells were still improving at epoch 20 (validation AUC +0.0003 in the last one).
-- DIN learns slowly here: its test AUC was 0.857 (depth 2, epoch 14) and 0.853 (depth 4, epoch 12)
+- DIN learns slowly here: its test AUC was 0.880 (depth 2, epoch 19) and 0.876 (depth 4, epoch 16)
   and still rising when this file was written, well below HSTU and Llama but clearly above
   popularity; it costs about 5x an HSTU epoch on CPU (target attention over every example's
   history). Rows marked running show the best validation epoch so far.
