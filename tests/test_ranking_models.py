@@ -7,7 +7,8 @@ import torch
 
 from scalelab.config import ModelConfig
 from scalelab.models import build_model
-from scalelab.models.ranking import DIN, EncoderRanker
+from scalelab.models.din import DIN
+from scalelab.models.ranking import EncoderRanker
 
 
 def batch(b: int = 4, n: int = 6, items: int = 30) -> tuple[torch.Tensor, ...]:

@@ -79,11 +79,3 @@ class EncoderRanker(nn.Module):
         h = self.encoder(items, timestamps, query_time, behaviours=behaviours)  # (B, n, D)
         u = self.encoder.normalize(h[row, col])  # (E, D)
         return self._head(u, self.encoder.item_embeddings(cand))
-
-
-def __getattr__(name: str) -> object:  # DIN lives in its own file; keep `from ...ranking import DIN`
-    if name == "DIN":
-        from scalelab.models.din import DIN
-
-        return DIN
-    raise AttributeError(name)

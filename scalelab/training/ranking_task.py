@@ -211,8 +211,8 @@ class RankingTask:
             if not len(rows):
                 continue
             ex = np.concatenate([np.arange(s["ex_ptr"][u], s["ex_ptr"][u + 1]) for u in rows])
-            local = np.searchsorted(rows, s["ex_user"][ex], sorter=np.argsort(rows))
-            local = np.argsort(rows)[local]
+            sorter = np.argsort(rows)
+            local = sorter[np.searchsorted(rows, s["ex_user"][ex], sorter=sorter)]  # row of each example
             n = max(1, int(s["lengths"][rows].max()))
             r = torch.from_numpy(rows)
             beh = s["beh"][r, :n].to(device) if self.data.behaviours is not None else None
