@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test test-all demo lint bench bench-env reproduce-ml1m reproduce-ml1m-movies clean
+.PHONY: install test test-all demo lint bench bench-env reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties clean
 
 install: $(STAMP)
 
@@ -51,7 +51,13 @@ $(BENCH_VENV)/.installed:
 		scikit-learn==1.5.2 ray==2.6.3
 	touch $@
 
-bench-env: $(BENCH_VENV)/.installed
+# antropy and EntropyHub, the ApEn peers of bench/bench_apen.py, in the same environment.
+$(BENCH_VENV)/.apen-installed:
+	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet antropy==0.2.3 EntropyHub==2.0
+	touch $@
+
+bench-env: $(BENCH_VENV)/.installed $(BENCH_VENV)/.apen-installed
 
 bench: $(STAMP)
 	-@$(MAKE) --no-print-directory bench-env
@@ -63,22 +69,28 @@ bench: $(STAMP)
 # from its last checkpoint; finished runs are skipped. Results in results/reproduction/.
 ML1M ?= ../shared/datasets/ml-1m/interactions.tsv.gz
 REPRO_MODELS ?= hstu sasrec  # also: hstu_large fuxi_alpha (depth 8, 2 heads)
-reproduce-ml1m: $(STAMP)
+# $(call repro,SUFFIX,EXTRA SETTINGS): train every model of REPRO_MODELS into
+# results/reproduction/ml1m-<model>SUFFIX, skipping finished runs and resuming interrupted ones.
+define repro
 	@for m in $(REPRO_MODELS); do \
-		if [ -f results/reproduction/ml1m-$$m/summary.json ] && grep -q '"status": "finished"' results/reproduction/ml1m-$$m/summary.json; then \
-			echo "ml1m-$$m finished"; continue; fi; \
-		$(BIN)/scalelab train configs/ml1m_$$m.yaml --set data.path=$(ML1M) -o results/reproduction/ml1m-$$m || exit 1; \
+		out=results/reproduction/ml1m-$$m$(1); \
+		if [ -f $$out/summary.json ] && grep -q '"status": "finished"' $$out/summary.json; then \
+			echo "$$out finished"; continue; fi; \
+		$(BIN)/scalelab train configs/ml1m_$$m.yaml --set data.path=$(ML1M) $(2) -o $$out || exit 1; \
 	done
+endef
+
+reproduce-ml1m: $(STAMP)
+	$(call repro,,)
 
 # The same with Meta's catalogue: every movie of movies.dat is a candidate (rated or not).
 ML1M_MOVIES ?= $(dir $(ML1M))movies.dat
 reproduce-ml1m-movies: $(STAMP)
-	@for m in $(REPRO_MODELS); do \
-		if [ -f results/reproduction/ml1m-$$m-movies/summary.json ] && grep -q '"status": "finished"' results/reproduction/ml1m-$$m-movies/summary.json; then \
-			echo "ml1m-$$m-movies finished"; continue; fi; \
-		$(BIN)/scalelab train configs/ml1m_$$m.yaml --set data.path=$(ML1M) --set data.catalogue=$(ML1M_MOVIES) \
-			-o results/reproduction/ml1m-$$m-movies || exit 1; \
-	done
+	$(call repro,-movies,--set data.catalogue=$(ML1M_MOVIES))
+
+# The same with events of equal timestamp in a seeded random order (as Meta's unstable sort leaves them).
+reproduce-ml1m-ties: $(STAMP)
+	$(call repro,-ties,--set data.ties=shuffle)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

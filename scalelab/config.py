@@ -171,6 +171,13 @@ class DataConfig(StrictModel):
         False,
         description="Use the rating value as the behaviour type (ML-100K style rating levels '1'..'5').",
     )
+    ties: Literal["file_order", "shuffle"] = Field(
+        "file_order",
+        description="Order of a user's events with equal timestamps: file_order (a stable sort) or shuffle "
+        "(a seeded random order, what an unstable sort such as pandas' default quicksort gives; Meta's ML-1M "
+        "preprocessing sorts that way). Matters on ML-1M, where half of consecutive events share a second.",
+    )
+    tie_seed: int = Field(0, ge=0, description="Seed of the tie shuffle (data.ties: shuffle).")
     item_features: str | None = Field(
         None,
         description="Item side information: MovieLens movies.dat / u.item (genres) or a TSV `item_id title` "

@@ -41,6 +41,23 @@ def test_stable_time_sort_keeps_file_order_on_ties() -> None:
     assert data.timestamps.tolist() == [2, 2, 5, 5, 1, 9]
 
 
+def test_shuffled_ties_permute_only_within_equal_timestamps() -> None:
+    # one user, three tie groups of 12 events each: a shuffle keeps every group's time slot and
+    # members, reorders inside groups, and is a function of the seed
+    rows = [(1, 100 * t + k, t) for t in (3, 1, 2) for k in range(12)]
+    df = table(rows)
+    stable = seqs(build_sequences(df, cfg(), "t"))[1]
+    assert stable == [100 + k for k in range(12)] + [200 + k for k in range(12)] + [
+        300 + k for k in range(12)
+    ]
+    runs = {s: seqs(build_sequences(df, cfg(ties="shuffle", tie_seed=s), "t"))[1] for s in (0, 1)}
+    for seq in runs.values():
+        assert [i // 100 for i in seq] == [i // 100 for i in stable]  # time order kept
+        assert sorted(seq) == stable and seq != stable
+    assert seqs(build_sequences(df, cfg(ties="shuffle", tie_seed=0), "t"))[1] == runs[0]
+    assert runs[0] != runs[1]
+
+
 def test_contiguous_ids_with_padding_zero() -> None:
     df = table([(7, 300, 1), (7, 100, 2), (9, 200, 1), (9, 300, 2)])
     data = build_sequences(df, cfg(), "t")

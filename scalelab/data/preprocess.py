@@ -1,6 +1,6 @@
 """From raw interactions to user sequences: every step is a `DataConfig` field.
 
-Order: rating threshold -> stable time sort per user -> de-duplication -> k-core -> minimum
+Order: rating threshold -> time sort per user (ties: file order or shuffled) -> de-duplication -> k-core -> minimum
 sequence length -> user fraction -> history fraction -> contiguous id remap. Each step records how
 many interactions, users and items it kept, so a user can see where data went.
 """
@@ -75,8 +75,11 @@ def build_sequences(df: Interactions, cfg: DataConfig, source: str) -> SequenceD
         keep(cols["rating"] >= cfg.rating_threshold)
         record(f"rating >= {cfg.rating_threshold:g}")
 
-    # Stable sort by (user, time); ties keep file order.
-    idx = np.lexsort((cols["order"], cols["timestamp"], cols["user"]))
+    # Sort by (user, time); ties keep file order, or a seeded random order (data.ties: shuffle).
+    tiebreak = cols["order"]
+    if cfg.ties == "shuffle":
+        tiebreak = np.random.default_rng(cfg.tie_seed).permutation(len(tiebreak))
+    idx = np.lexsort((tiebreak, cols["timestamp"], cols["user"]))
     for k in cols:
         cols[k] = cols[k][idx]
 

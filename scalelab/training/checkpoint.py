@@ -40,6 +40,8 @@ _INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("data", "keep_domains"): None,
     ("data", "behaviour_from_rating"): False,
     ("data", "item_features"): None,
+    ("data", "ties"): "file_order",
+    ("data", "tie_seed"): 0,
     ("data", "synthetic", "domains"): 1,
     ("train", "bucket_pool"): None,
     ("train", "negatives_per"): "position",
