@@ -34,20 +34,88 @@ published 0.2853 / 0.1603, inside the +-0.010 tolerance, and below HSTU on every
 HSTU finished 101 epochs at HR@10 0.3248 / NDCG@10 0.1917: above Meta's published 0.3097 / 0.1720
 by +0.015 / +0.020, outside the +-0.010 tolerance (the test number rises steadily after epoch 25,
 where it crosses the published value). Both models land above their published numbers, SASRec by
-less, so part of the excess is likely the data (both runs use the same 5-core copy). Checked line by
-line against Meta's research code, and the same here: each user's training sequence is the last 201
-items of the prefix before the test item; the test input is the 200 items before it with the
-target's timestamp as the query time of the last position; only the input items are filtered from
-the ranking; HR/NDCG/MRR use the same rank definition. Known remaining differences: (1) catalogue:
-Meta ranks (and draws negatives from) all 3,883 movies of movies.dat, 467 of which are rare or never
-rated, we rank the 3,416 items of the 5-core copy. The `hstu-movies` run ranks Meta's catalogue; up
-to epoch 30 its curve is within 0.001 of the plain run's (0.3079 / 0.1797 against 0.3089 / 0.1807
-at epoch 30), so the catalogue does not look like the explanation; it is still running
-(`REPRO_MODELS=hstu make reproduce-ml1m-movies`, resumable); (2) data: the 5-core copy has 598 fewer
-interactions; (3) HSTU's attention divisor is Meta's padded length 211 (200 + 1 + 10 output slots)
-against our 201; (4) one seed on each side. Next: finish the movies run, then a second seed, on a
-GPU when one is lent (a CPU run takes about 1.5 h).
+less. Checked line by line against Meta's research code, and the same here: each user's training
+sequence is the last 201 items of the prefix before the test item; the test input is the 200 items
+before it with the target's timestamp as the query time of the last position; only the input items
+are filtered from the ranking; HR/NDCG/MRR use the same rank definition; weight decay 0, no warm-up.
+
+Differences that remain, and what each is worth:
+1. **Order of same-second events (the likely cause).** Half of ML-1M's consecutive events share a
+   timestamp, so which item is "next" (and which is the held-out test item: {test_tied:.0%} of them
+   tie with the event before) depends on how the sort orders ties. Meta's preprocessing sorts with
+   pandas' default `sort_values` (quicksort, not stable), which leaves ties in an arbitrary order; our
+   copy keeps its file order (a stable sort). The file order carries next-item signal: in tied pairs
+   the raw movie id increases {increasing:.1%} of the time (50% when shuffled), and a first-order
+   transition model with no training (`python bench/ml1m_tie_order.py`) scores HR@10 {hr_file:.4f} /
+   NDCG@10 {nd_file:.4f} on the file order against {hr_shuf:.4f} / {nd_shuf:.4f} with ties shuffled
+   (mean of {seeds} seeds; {hr_lo:.4f}..{hr_hi:.4f} HR@10 across seeds): +{d_hr:.3f} / +{d_nd:.3f}, the
+   size of HSTU's excess. The `hstu-ties` run trains and evaluates with ties shuffled
+   (`data.ties: shuffle`, `REPRO_MODELS=hstu make reproduce-ml1m-ties`, resumable); the table above
+   compares it with the plain run at the same epoch.
+2. Catalogue: Meta ranks (and draws negatives from) all 3,883 movies of movies.dat, 467 of them rare
+   or never rated; we rank the 3,416 items of the 5-core copy. The `hstu-movies` run ranks Meta's
+   catalogue and tracks the plain run (table above), so the catalogue does not explain the gap.
+3. Data: the 5-core copy has 598 fewer interactions (0.06%).
+4. HSTU's attention divisor: Meta divides by its padded length 211 (200 + 1 + 10 output slots), we by
+   201. This cannot matter: the attention output goes through a LayerNorm before the gate, which
+   removes any constant scale (up to LayerNorm's 1e-6 epsilon).
+5. One seed on each side; with ties shuffled, the tie seed alone moves the transition baseline by
+   the HR@10 range above.
 """
+
+
+def notes() -> str:
+    rec_path = OUT / "ml1m_tie_order.json"
+    if not rec_path.exists():
+        return (
+            NOTES.split("Differences that remain")[0]
+            + "(run `python bench/ml1m_tie_order.py` for the tie-order analysis)\n"
+        )
+    rec = json.loads(rec_path.read_text())
+    file_row = next(r for r in rec["rows"] if r["ties"] == "file_order")
+    shuffled = [r for r in rec["rows"] if r["ties"] == "shuffle"]
+    hrs = [r["hr@10"] for r in shuffled]
+    return NOTES.format(
+        test_tied=file_row["test_items_tied_with_previous"],
+        increasing=file_row["tied_pairs_with_increasing_raw_id"],
+        hr_file=file_row["hr@10"],
+        nd_file=file_row["ndcg@10"],
+        hr_shuf=sum(hrs) / len(hrs),
+        nd_shuf=sum(r["ndcg@10"] for r in shuffled) / len(shuffled),
+        seeds=len(shuffled),
+        hr_lo=min(hrs),
+        hr_hi=max(hrs),
+        d_hr=rec["file_order_minus_shuffled"]["hr@10"],
+        d_nd=rec["file_order_minus_shuffled"]["ndcg@10"],
+    )
+
+
+def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[str]:
+    """Each variant of a model (`<model>-<variant>`) against the plain run at its latest common epoch."""
+    lines = []
+    for name, pts in curves.items():
+        base = curves.get(name.split("-")[0])
+        if "-" not in name or not pts or not base:
+            continue
+        plain = {e: (hr, nd) for e, hr, nd in base}
+        common = [p for p in pts if p[0] in plain]
+        if not common:
+            continue
+        e, hr, nd = common[-1]
+        lines.append(
+            f"| {name} | {e} | {hr:.4f} | {plain[e][0]:.4f} | {hr - plain[e][0]:+.4f} | {nd:.4f} | "
+            f"{plain[e][1]:.4f} | {nd - plain[e][1]:+.4f} |"
+        )
+    if not lines:
+        return []
+    head = [
+        "",
+        "Variants against the plain run at the same epoch (test metrics):",
+        "",
+        "| run | epoch | HR@10 | plain | diff | NDCG@10 | plain | diff |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    return head + lines
 
 
 def load(run: Path) -> dict | None:
@@ -108,6 +176,8 @@ def main() -> None:
         "Data: ../shared/datasets/ml-1m (5-core ML-1M: 6,040 users, 3,416 items, 999,611 interactions). Meta ranks all",
         "3,883 movies of movies.dat (3,706 of them rated in its copy); rows `<model>-movies` do the same",
         "(`make reproduce-ml1m-movies`: `--set data.catalogue=../shared/datasets/ml-1m/movies.dat`, 467 unrated candidates added).",
+        "Rows `<model>-ties` order each user's same-second events randomly, as Meta's unstable sort does",
+        "(`make reproduce-ml1m-ties`: `--set data.ties=shuffle`); the others keep the file order.",
         "Machine: this 2-core CPU, shared during the runs with tests and other jobs (epoch times are noisy upper bounds).",
         "",
         "| model | status | epochs | HR@10 | published | diff | NDCG@10 | published | diff | HR@50 | NDCG@50 | HR@200 | NDCG@200 | median epoch time |",
@@ -126,7 +196,8 @@ def main() -> None:
     lines += ["", "Learning curves (test metrics at each evaluation):", "", "![curves](ml-1m_curves.png)", ""]
     for model, pts in curves.items():
         lines.append(f"- {model}: " + ", ".join(f"e{e} {hr:.4f}/{nd:.4f}" for e, hr, nd in pts))
-    lines.append(NOTES)
+    lines += same_epoch_table(curves)
+    lines.append(notes())
     (OUT / "ml-1m.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
