@@ -97,6 +97,30 @@ def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
         train_run(small_cfg("train.epochs=2", "model.width=24"), tmp_path / "r")
 
 
+def test_fingerprints_of_existing_configs_do_not_drift() -> None:
+    """Checkpoints written by earlier versions must stay resumable: a config field added later must
+    be registered in checkpoint._INTRODUCED_LATER with its old-behaviour value, or every existing
+    checkpoint is refused as 'a different configuration'. These hashes were written by checkpoints
+    of the ML-1M reproduction runs; change them only to invalidate old checkpoints on purpose."""
+    from scalelab.config import RunConfig
+    from scalelab.training.checkpoint import fingerprint
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    ml1m = "data.path=../shared/datasets/ml-1m/interactions.tsv.gz"
+    movies = "data.catalogue=../shared/datasets/ml-1m/movies.dat"
+    frozen = {
+        "default RunConfig": (RunConfig(), "99af59fad0ddeb0d"),
+        "ml1m_hstu": (load_config(root / "ml1m_hstu.yaml", [ml1m]), "44ee9dcab2b86e84"),
+        "ml1m_hstu + movies.dat": (load_config(root / "ml1m_hstu.yaml", [ml1m, movies]), "62a674d0b9458961"),
+        "ml1m_sasrec": (load_config(root / "ml1m_sasrec.yaml", [ml1m]), "ff60a9ae492bec86"),
+    }
+    drifted = {name: fingerprint(cfg) for name, (cfg, want) in frozen.items() if fingerprint(cfg) != want}
+    assert not drifted, (
+        f"fingerprint changed for {sorted(drifted)}: register new config fields in "
+        "checkpoint._INTRODUCED_LATER with the value that keeps the old behaviour"
+    )
+
+
 def test_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"train.lr"):
         small_cfg("train.lr=-0.001")
