@@ -43,6 +43,7 @@ def only_summary(root: Path) -> dict:
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow  # ~55 s; opt-in (make test-all) to keep the default run under 10 minutes
 def test_two_gloo_workers_train_the_same_model_as_one(tmp_path: Path) -> None:
     p2 = sweep(str(ddp_spec(tmp_path, "two", workers=2)))
     assert p2.returncode == 0, p2.stderr[-3000:]
@@ -96,6 +97,7 @@ cluster.shutdown()
 """
 
 
+@pytest.mark.slow  # ~45 s; opt-in (make test-all); single-node faults are in test_sweeps.py
 def test_multi_node_sweep_survives_losing_a_node(tmp_path: Path) -> None:
     """Two Ray nodes on this machine (Ray's own multi-node test cluster: a head and a worker node, each
     with its raylet); trials run on both; the worker node is removed mid-sweep; its trial is retried
