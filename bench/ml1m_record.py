@@ -52,7 +52,8 @@ Differences that remain, and what each is worth:
    size of HSTU's excess. The `-ties` runs train and evaluate with ties shuffled (`data.ties: shuffle`,
    `make reproduce-ml1m-ties`, resumable); the tables above compare them with the plain runs at the
    same epoch and with the published numbers. With ties shuffled HSTU lands 0.026 HR@10 / 0.024
-   NDCG@10 below its file-order run, and SASRec about 0.01 / 0.006 below its own: the published
+   NDCG@10 below its file-order run, and SASRec 0.009 / 0.009 below its own (landing on its published
+   numbers: -0.0005 / -0.0014): the published
    numbers lie between the two orders for HSTU. The tie order alone moves HSTU's HR@10 by three times
    the tolerance, so the tolerance cannot be settled without Meta's exact order (an unstable sort of
    the original `ratings.dat`, which is not available offline: our copy keeps another order, and
