@@ -33,13 +33,11 @@ from scalelab.data.sequences import SequenceData
 
 def transition_baseline(d: SequenceData, ks: tuple[int, ...] = (10, 50)) -> dict[str, float]:
     """HR@K / NDCG@K of ranking each user's last item by transition counts from the item before it."""
-    lengths = np.diff(d.ptr)
     last = d.ptr[1:] - 1
     train = np.ones(len(d.items), dtype=bool)
     train[last] = False  # the test item never enters the counts
     src = np.arange(len(d.items) - 1)
-    ok = train[src] & train[src + 1] & (np.repeat(np.arange(d.num_users), lengths)[:-1] == np.repeat(
-        np.arange(d.num_users), lengths)[1:])  # fmt: skip
+    ok = train[src] & train[src + 1] & same_user_pairs(d)
     n = d.num_items + 1
     counts = sp.csr_matrix(
         (np.ones(ok.sum()), (d.items[src[ok]], d.items[src[ok] + 1])), shape=(n, n)
@@ -60,9 +58,14 @@ def transition_baseline(d: SequenceData, ks: tuple[int, ...] = (10, 50)) -> dict
     return out
 
 
+def same_user_pairs(d: SequenceData) -> np.ndarray:
+    """(N - 1,) bool: events k and k + 1 belong to the same user."""
+    user = np.repeat(np.arange(d.num_users), d.lengths)
+    return user[1:] == user[:-1]
+
+
 def tie_statistics(d: SequenceData) -> dict[str, float]:
-    same_user = np.repeat(np.arange(d.num_users), np.diff(d.ptr))
-    pair = same_user[1:] == same_user[:-1]
+    pair = same_user_pairs(d)
     tie = pair & (d.timestamps[1:] == d.timestamps[:-1])
     last = d.ptr[1:] - 1
     return {
