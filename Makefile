@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test test-all demo lint bench bench-env reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties clean
+.PHONY: install test test-all demo lint bench bench-env reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties reproduce-ml1m-ties-fast clean
 
 install: $(STAMP)
 
@@ -89,8 +89,18 @@ reproduce-ml1m-movies: $(STAMP)
 	$(call repro,-movies,--set data.catalogue=$(ML1M_MOVIES))
 
 # The same with events of equal timestamp in a seeded random order (as Meta's unstable sort leaves them).
+# SEED=N (optional) repeats it with another tie order and training seed, into ml1m-<model>-ties-seedN.
+SEED ?=
+SEED_RUN := $(if $(SEED),-seed$(SEED),)
+SEED_SET := $(if $(SEED),--set data.tie_seed=$(SEED) --set train.seed=$(SEED),)
 reproduce-ml1m-ties: $(STAMP)
-	$(call repro,-ties,--set data.ties=shuffle)
+	$(call repro,-ties$(SEED_RUN),--set data.ties=shuffle $(SEED_SET))
+
+# Ties shuffled, on the fast training path: length-bucketed batches and negatives drawn once per
+# sequence (each position still scores 128 uniform negatives; positions of a user share them).
+FAST := --set train.bucket_pool=50 --set train.negatives_per=sequence
+reproduce-ml1m-ties-fast: $(STAMP)
+	$(call repro,-ties-fast,--set data.ties=shuffle $(FAST))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

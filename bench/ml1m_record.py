@@ -1,7 +1,9 @@
 """Write results/reference/ml-1m.md (and its learning-curve plot) from the reproduction runs.
 
 Reads results/reproduction/ml1m-*/ (summary.json when a run has finished, else its checkpoint),
-so it can be re-run at any time while `make reproduce-ml1m` is in progress.
+so it can be re-run at any time while `make reproduce-ml1m` is in progress. Every run's evaluations
+are kept in results/reference/ml1m_runs.json (committed), so runs whose output directory is not on
+this machine keep their rows; a local run replaces its record once it has at least as many epochs.
 
     python bench/ml1m_record.py
 """
@@ -20,6 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "reproduction"
 OUT = ROOT / "results" / "reference"
+RECORD = OUT / "ml1m_runs.json"
 PUBLISHED = {"hstu": (0.3097, 0.1720), "sasrec": (0.2853, 0.1603), "hstu_large": (0.3294, 0.1893),
              "fuxi_alpha": (0.3359, 0.1934)}  # fmt: skip
 
@@ -99,7 +102,7 @@ def notes() -> str:
 
 def ties_verdict(rows: list) -> list[str]:
     """The reproduction table's tolerance check for the tie-shuffled runs (Meta's kind of order)."""
-    got = {model: (info, last) for model, info, last, _, _ in rows if model.endswith("-ties") and last}
+    got = {model: (info, last) for model, info, last, _, _ in rows if "-ties" in model and last}
     if not got:
         return []
     out = [
@@ -108,7 +111,7 @@ def ties_verdict(rows: list) -> list[str]:
         "",
     ]
     for model, (info, last) in got.items():
-        pub = PUBLISHED[model.removesuffix("-ties")]
+        pub = PUBLISHED[model.split("-")[0]]
         d_hr, d_nd = last["test_hr@10"] - pub[0], last["test_ndcg@10"] - pub[1]
         ok = abs(d_hr) <= 0.010 and abs(d_nd) <= 0.010
         out.append(
@@ -123,10 +126,10 @@ def ties_verdict(rows: list) -> list[str]:
 
 
 def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[str]:
-    """Each variant of a model (`<model>-<variant>`) against the plain run at its latest common epoch."""
+    """Each variant (`<run>-<variant>`) against the run it varies (`<run>`) at their latest common epoch."""
     lines = []
     for name, pts in curves.items():
-        base = curves.get(name.split("-")[0])
+        base = curves.get(name.rsplit("-", 1)[0])
         if "-" not in name or not pts or not base:
             continue
         plain = {e: (hr, nd) for e, hr, nd in base}
@@ -135,48 +138,84 @@ def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[
             continue
         e, hr, nd = common[-1]
         lines.append(
-            f"| {name} | {e} | {hr:.4f} | {plain[e][0]:.4f} | {hr - plain[e][0]:+.4f} | {nd:.4f} | "
+            f"| {name} | {name.rsplit('-', 1)[0]} | {e} | {hr:.4f} | {plain[e][0]:.4f} | {hr - plain[e][0]:+.4f} | {nd:.4f} | "
             f"{plain[e][1]:.4f} | {nd - plain[e][1]:+.4f} |"
         )
     if not lines:
         return []
     head = [
         "",
-        "Variants against the plain run at the same epoch (test metrics):",
+        "Variants against the run they vary, at the same epoch (test metrics):",
         "",
-        "| run | epoch | HR@10 | plain | diff | NDCG@10 | plain | diff |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | against | epoch | HR@10 | against | diff | NDCG@10 | against | diff |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     return head + lines
 
 
 def load(run: Path) -> dict | None:
+    """A local run as a record: status, epochs, median epoch time and its test evaluations."""
     if (run / "summary.json").exists():
         s = json.loads((run / "summary.json").read_text())
-        return {
-            "status": s["status"],
-            "history": s["history"],
-            "epochs": s["epochs_run"],
-            "device": s["device"],
-        }
-    if (run / "checkpoint.pt").exists():
+        status, history, epochs = s["status"], s["history"], s["epochs_run"]
+    elif (run / "checkpoint.pt").exists():
         c = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-        return {"status": "in progress", "history": c["history"], "epochs": c["epoch"], "device": "cpu"}
-    return None
+        status, history, epochs = "in progress", c["history"], c["epoch"]
+    else:
+        return None
+    times = sorted(h["epoch_time_s"] for h in history)
+    evals = [
+        {k: v for k, v in h.items() if k == "epoch" or k.startswith("test_")}
+        for h in history
+        if "test_hr@10" in h
+    ]
+    return {
+        "status": status,
+        "epochs": epochs,
+        "median_epoch_time_s": round(times[len(times) // 2], 1) if times else None,
+        "evals": evals,
+        "source": f"results/reproduction/{run.name}",
+    }
+
+
+def merged_records() -> dict[str, dict]:
+    """The committed records updated with the local runs (a local run wins when it got as far)."""
+    records = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    local = set()
+    for run in sorted(RUNS.glob("ml1m-*")):
+        name, rec = run.name.removeprefix("ml1m-"), load(run)
+        if rec is None:
+            continue
+        local.add(name)
+        if name not in records or rec["epochs"] >= records[name]["epochs"]:
+            records[name] = rec
+    for name, rec in records.items():
+        if name not in local and rec["status"] == "in progress":
+            rec["status"] = "stopped"  # its output directory is gone; it cannot resume from here
+    return dict(sorted(records.items()))
+
+
+def write_records(records: dict[str, dict]) -> None:
+    """ml1m_runs.json with one evaluation per line (readable diffs)."""
+    parts = []
+    for name, rec in records.items():
+        head = {k: v for k, v in rec.items() if k != "evals"}
+        evals = ",\n    ".join(json.dumps(e, sort_keys=True) for e in rec["evals"])
+        parts.append(
+            f'  {json.dumps(name)}: {json.dumps(head, sort_keys=True)[:-1]}, "evals": [\n    {evals}]}}'
+        )
+    RECORD.write_text("{\n" + ",\n".join(parts) + "\n}\n")
 
 
 def main() -> None:
+    records = merged_records()
+    write_records(records)
     rows, curves = [], {}
-    for run in sorted(RUNS.glob("ml1m-*")):
-        model = run.name.removeprefix("ml1m-")
-        info = load(run)
-        if info is None:
-            continue
-        evals = [h for h in info["history"] if "test_hr@10" in h]
+    for model, info in records.items():
+        evals = info["evals"]
         last = evals[-1] if evals else {}
-        times = [h["epoch_time_s"] for h in info["history"]]
         pub = PUBLISHED.get(model.split("-")[0], (float("nan"), float("nan")))
-        rows.append((model, info, last, pub, sorted(times)[len(times) // 2] if times else float("nan")))
+        rows.append((model, info, last, pub, info["median_epoch_time_s"] or float("nan")))
         curves[model] = [(h["epoch"], h["test_hr@10"], h["test_ndcg@10"]) for h in evals]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
     for model, pts in curves.items():
@@ -210,6 +249,12 @@ def main() -> None:
         "(`make reproduce-ml1m-movies`: `--set data.catalogue=../shared/datasets/ml-1m/movies.dat`, 467 unrated candidates added).",
         "Rows `<model>-ties` order each user's same-second events randomly, as Meta's unstable sort does",
         "(`make reproduce-ml1m-ties`: `--set data.ties=shuffle`); the others keep the file order.",
+        "Rows `<model>-ties-fast` do the same on the fast training path (`make reproduce-ml1m-ties-fast`:",
+        "`--set train.bucket_pool=50 --set train.negatives_per=sequence`: length-bucketed batches, and the 128",
+        "negatives drawn once per sequence instead of once per position).",
+        "Rows `<run>-seedN` repeat a run with another training seed and tie order (`make reproduce-ml1m-ties SEED=N`).",
+        "Status `stopped`: the run's checkpoint was lost before it could resume; its rows are what it measured.",
+        "Every run's evaluations are kept in `ml1m_runs.json` beside this file.",
         "Machine: this 2-core CPU, shared during the runs with tests and other jobs (epoch times are noisy upper bounds).",
         "",
         "| model | status | epochs | HR@10 | published | diff | NDCG@10 | published | diff | HR@50 | NDCG@50 | HR@200 | NDCG@200 | median epoch time |",
