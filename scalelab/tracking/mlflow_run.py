@@ -40,6 +40,19 @@ def default_tracking_uri(results_dir: Path | None = None) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment of a local sqlite store keeps its artifacts: `mlartifacts/` beside the
+    database file. MLflow's own default for such a store is `./mlruns` under the current directory,
+    which scatters artifacts wherever a command happens to run. Other stores (a tracking server)
+    choose for themselves (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///"))
+    if not db.is_absolute():
+        db = db.resolve()
+    return (db.parent / "mlartifacts").as_uri()
+
+
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in d.items():
@@ -193,7 +206,11 @@ class RunLogger:
             all_tags["mlflow.parentRunId"] = parent_run_id
         try:
             exp = self.client.get_experiment_by_name(experiment)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+            exp_id = (
+                exp.experiment_id
+                if exp
+                else self.client.create_experiment(experiment, artifact_location=artifact_location(self.uri))
+            )
             self.reopened = run_id is not None
             if run_id is not None:
                 self.run_id = run_id
