@@ -51,13 +51,14 @@ def brute_sampled_softmax(users, targets, table, neg, temperature):
     return total / len(targets)
 
 
-def test_sampled_softmax_against_brute_force() -> None:
+@pytest.mark.parametrize("rows", [21, 300])  # 21 <= 30 x 8: scores from one matmul; 300: gathered
+def test_sampled_softmax_against_brute_force(rows: int) -> None:
     torch.manual_seed(0)
-    users, table = torch.randn(40, 8), torch.randn(21, 8)
-    targets = torch.randint(1, 21, (40,))
+    users, table = torch.randn(40, 8), torch.randn(rows, 8)
+    targets = torch.randint(1, rows, (40,))
     gen = torch.Generator().manual_seed(5)
     got = sampled_softmax(users, targets, table, num_negatives=30, temperature=0.1, generator=gen)
-    neg = torch.randint(1, 21, (40, 30), generator=torch.Generator().manual_seed(5))  # same draws
+    neg = torch.randint(1, rows, (40, 30), generator=torch.Generator().manual_seed(5))  # same draws
     assert (neg == targets[:, None]).any()  # the test exercises accidental hits
     assert float(got) == pytest.approx(brute_sampled_softmax(users, targets, table, neg, 0.1), rel=1e-5)
 
