@@ -125,6 +125,54 @@ def ties_verdict(rows: list) -> list[str]:
     return out
 
 
+def seed_summary(records: dict[str, dict]) -> list[str]:
+    """Mean and range over the seeds of a finished run and its finished `-seedN` repeats."""
+    out = []
+    for name, rec in records.items():
+        repeats = [
+            r for n, r in records.items() if n.startswith(name + "-seed") and r["status"] == "finished"
+        ]
+        if rec["status"] != "finished" or not repeats:
+            continue
+        lasts = [r["evals"][-1] for r in [rec, *repeats]]
+        pub = PUBLISHED[name.split("-")[0]]
+        cells = []
+        for i, key in enumerate(("test_hr@10", "test_ndcg@10")):
+            vals = [e[key] for e in lasts]
+            mean = sum(vals) / len(vals)
+            cells.append(f"{key.removeprefix('test_').upper()} mean {mean:.4f} "
+                         f"({mean - pub[i]:+.4f}; {min(vals):.4f}..{max(vals):.4f})")  # fmt: skip
+        means = [sum(e[k] for e in lasts) / len(lasts) for k in ("test_hr@10", "test_ndcg@10")]
+        ok = all(abs(m - p) <= 0.010 for m, p in zip(means, pub, strict=True))
+        out.append(
+            f"- {name} over {len(lasts)} seeds (training seed and tie order): {', '.join(cells)}: "
+            f"mean {'within' if ok else 'outside'} +-0.010"
+        )
+    return ["", "Across seeds (finished runs only):", "", *out] if out else []
+
+
+def large_vs_base(records: dict[str, dict]) -> list[str]:
+    """HSTU-large against HSTU run the same way (same suffix), both finished, next to the published gain."""
+    out = []
+    for name, rec in records.items():
+        base = name.replace("hstu_large", "hstu", 1)
+        if not name.startswith("hstu_large") or records.get(base, {}).get("status") != "finished":
+            continue
+        if rec["status"] != "finished":
+            continue
+        a, b = rec["evals"][-1], records[base]["evals"][-1]
+        pub = [PUBLISHED["hstu_large"][i] - PUBLISHED["hstu"][i] for i in (0, 1)]
+        out.append(
+            f"- {name} against {base}: HR@10 {a['test_hr@10'] - b['test_hr@10']:+.4f}, NDCG@10 "
+            f"{a['test_ndcg@10'] - b['test_ndcg@10']:+.4f} (published HSTU-large against HSTU: {pub[0]:+.4f}, {pub[1]:+.4f})"
+        )
+    return (
+        ["", "Depth 8 / 2 heads against depth 2 / 1 head, trained the same way (final epoch):", "", *out]
+        if out
+        else []
+    )
+
+
 def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[str]:
     """Each variant (`<run>-<variant>`) against the run it varies (`<run>`) at their latest common epoch."""
     lines = []
@@ -275,6 +323,8 @@ def main() -> None:
         lines.append(f"- {model}: " + ", ".join(f"e{e} {hr:.4f}/{nd:.4f}" for e, hr, nd in pts))
     lines += same_epoch_table(curves)
     lines += ties_verdict(rows)
+    lines += seed_summary(records)
+    lines += large_vs_base(records)
     lines.append(notes())
     (OUT / "ml-1m.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
