@@ -69,8 +69,19 @@ Differences that remain, and what each is worth:
 4. HSTU's attention divisor: Meta divides by its padded length 211 (200 + 1 + 10 output slots), we by
    201. This cannot matter: the attention output goes through a LayerNorm before the gate, which
    removes any constant scale (up to LayerNorm's 1e-6 epsilon).
-5. One seed on each side; with ties shuffled, the tie seed alone moves the transition baseline by
-   the HR@10 range above.
+5. Seeds: Meta reports one run. HSTU with ties shuffled was repeated with another training seed and
+   tie order (`make reproduce-ml1m-ties SEED=1`, row `hstu-ties-seed1`; "Across seeds" above); the tie
+   seed alone moves the transition baseline by the HR@10 range above.
+6. Fast path (`-ties-fast` rows): with the same tie order and seed it costs HSTU 0.013 HR@10 / 0.009
+   NDCG@10 at epoch 101, so HSTU-large's fast-path run sits below its published numbers by about that
+   cost plus the tie-order gap of the depth-2 run; it is a measure of what depth buys on one path (see
+   "Depth 8" above), not a reproduction of HSTU-large. HSTU-large and FuXi-alpha on the default path
+   remain to be run (about 2 h of both cores each at the current training speed).
+
+Epoch times: `hstu_large-ties-fast` resumed at epoch 53 and `hstu-ties-seed1` at epochs 21 and 67
+with the faster time-bias and sampled-softmax code (same numbers up to float rounding: the bias
+values and gradient are identical, the negatives' logits come from a matmul instead of a gather);
+`hstu-ties-seed1` ran on two threads from epoch 67, the other runs on one.
 """
 
 
