@@ -30,7 +30,8 @@ def sampled_softmax(
 
     Per-position negatives gather a (P, k, D) tensor and scatter its gradient back, which dominates
     a CPU training step; when the catalogue has at most k x D items the negatives' scores are instead
-    picked from one (P, I + 1) matmul (no larger, and much faster). Per-group negatives gather (G, k, D) and score with one batched matmul.
+    picked from one (P, I + 1) matmul (no larger, and much faster). Per-group negatives gather
+    (G, k, D) and score with one batched matmul.
     Each position still sees k independent uniform negatives, so the expected loss and gradient are
     those of per-position sampling; only positions of one group share their draw.
     """
@@ -45,7 +46,7 @@ def sampled_softmax(
         if t.shape[0] <= num_negatives * t.shape[1]:
             # Small catalogue: the (P, I + 1) scores of every item are no larger than the (P, k, D)
             # gathered negatives, and one matmul makes them much faster than the gather and the
-            # scatter of its gradient; pick the drawn negatives' columns. Same logits.
+            # scatter of its gradient; pick the drawn negatives' columns (same logits up to rounding).
             neg_logit = (u @ t.T).gather(1, neg)  # (P, k)
         else:
             neg_logit = torch.einsum("pd,pkd->pk", u, t[neg])  # (P, k)
