@@ -308,6 +308,8 @@ def main() -> None:
         "(`make reproduce-ml1m-movies`: `--set data.catalogue=../shared/datasets/ml-1m/movies.dat`, 467 unrated candidates added).",
         "Rows `<model>-ties` order each user's same-second events randomly, as Meta's unstable sort does",
         "(`make reproduce-ml1m-ties`: `--set data.ties=shuffle`); the others keep the file order.",
+        "Rows `<model>-ties-bucketed` batch users of similar length together (`make reproduce-ml1m-ties-bucketed`:",
+        "`--set train.bucket_pool=50`; per-position negatives as Meta).",
         "Rows `<model>-ties-fast` do the same on the fast training path (`make reproduce-ml1m-ties-fast`:",
         "`--set train.bucket_pool=50 --set train.negatives_per=sequence`: length-bucketed batches, and the 128",
         "negatives drawn once per sequence instead of once per position).",
