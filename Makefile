@@ -98,12 +98,13 @@ reproduce-ml1m-ties: $(STAMP)
 
 # Ties shuffled, length-bucketed batches: Meta's per-position negatives, only the batch composition
 # differs (users of similar length share a batch); about half the epoch time of HSTU-large at length 200.
+BUCKETED := --set train.bucket_pool=50
 reproduce-ml1m-ties-bucketed: $(STAMP)
-	$(call repro,-ties-bucketed,--set data.ties=shuffle --set train.bucket_pool=50)
+	$(call repro,-ties-bucketed,--set data.ties=shuffle $(BUCKETED))
 
 # Ties shuffled, on the fast training path: length-bucketed batches and negatives drawn once per
 # sequence (each position still scores 128 uniform negatives; positions of a user share them).
-FAST := --set train.bucket_pool=50 --set train.negatives_per=sequence
+FAST := $(BUCKETED) --set train.negatives_per=sequence
 reproduce-ml1m-ties-fast: $(STAMP)
 	$(call repro,-ties-fast,--set data.ties=shuffle $(FAST))
 

@@ -47,10 +47,7 @@ def artifact_location(uri: str) -> str | None:
     choose for themselves (None)."""
     if not uri.startswith("sqlite:///"):
         return None
-    db = Path(uri.removeprefix("sqlite:///"))
-    if not db.is_absolute():
-        db = db.resolve()
-    return (db.parent / "mlartifacts").as_uri()
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
