@@ -363,3 +363,75 @@ def test_pair_time_buckets_fill_the_causal_triangle_exactly(n: int, row_block: i
         for i in range(n):
             for j in range(i + 1):
                 assert got[b, i, j].item() == time_buckets(nxt[b, i : i + 1] - t[b, j]).item(), (b, i, j)
+
+
+def test_int32_time_buckets_equal_the_edge_count() -> None:
+    """The float64-log bucketing of int32 gaps agrees with counting bucket edges (searchsorted) at
+    every edge below 2^31 (+-3) and on random gaps."""
+    from scalelab.models.blocks import _int32_time_buckets
+
+    edges = [math.ceil(math.exp(0.301 * k)) for k in range(1, 72)]  # edge 72 is past 2^31
+    gaps = [g for e in edges for g in range(e - 3, e + 4) if 0 <= g < 2**31]
+    rand = torch.randint(0, 2**31 - 1, (5000,), generator=torch.Generator().manual_seed(0))
+    gaps += [0, 1, 2**31 - 1, *rand.tolist()]
+    dt = torch.tensor(gaps, dtype=torch.int32)
+    assert _int32_time_buckets(dt).tolist() == time_buckets(dt.long()).tolist()
+
+
+@pytest.mark.parametrize("row_block", [5, 16, 64])
+def test_causal_row_block_attention_equals_the_square(row_block: int) -> None:
+    """HSTU attention a row block at a time (causal triangle, per-block bias) has the values and
+    gradients (float64, every input and both bias tables) of the full (n, n) computation."""
+    from scalelab.models.blocks import (
+        causal_silu_attention,
+        pointwise_silu_attention,
+        relative_times,
+        time_bucket_rows,
+    )
+
+    torch.manual_seed(0)
+    n, max_len = 37, 40
+    q, k, v = (torch.randn(3, 2, n, 8, dtype=torch.double, requires_grad=True) for _ in range(3))
+    t = 956_703_932 + torch.cumsum(torch.randint(0, 200_000, (3, n)), 1)
+    nxt = torch.cat([t[:, 1:], t[:, -1:] + 7], 1)
+    rab = RelativeBias(max_len).double()
+    rel = relative_times(nxt, t)
+
+    def square():
+        return pointwise_silu_attention(q, k, v, rab(n, pair_time_buckets(nxt, t)), float(max_len))
+
+    def blocked():
+        rows = lambda r0, r1: rab.rows(r0, r1, time_bucket_rows(*rel, r0, r1))  # noqa: E731
+        return causal_silu_attention(q, k, v, rows, float(max_len), row_block)
+
+    def grads(f):
+        params = [q, k, v, *rab.parameters()]
+        for p in params:
+            p.grad = None
+        out = f()
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        return out.detach(), [p.grad.clone() for p in params]
+
+    (a, ga), (b, gb) = grads(square), grads(blocked)
+    assert torch.allclose(a, b, atol=1e-12)
+    assert all(torch.allclose(x, y, atol=1e-12) for x, y in zip(ga, gb, strict=True))
+    with torch.no_grad():  # the in-place inference path
+        assert torch.allclose(blocked(), a, atol=1e-12)
+
+
+@pytest.mark.parametrize("span", [10**6, 2**40])  # int32 relative times, and the int64 fallback
+def test_context_time_bucket_rows_and_last_row(span: int) -> None:
+    from scalelab.models.base import Context
+
+    g = torch.Generator().manual_seed(1)
+    t = torch.sort(torch.randint(0, span, (2, 23), generator=g), 1).values
+    nxt = torch.cat([t[:, 1:], t[:, -1:] + 3], 1)
+    ctx = Context(torch.ones(2, 23, dtype=torch.bool), t, nxt)
+    full = pair_time_buckets(nxt, t)
+    for r0, r1 in [(0, 7), (7, 14), (14, 23)]:
+        rows = ctx.time_bucket_rows(r0, r1)
+        assert rows.shape == (2, r1 - r0, r1)
+        assert torch.equal(rows.tril(r0), full[:, r0:r1, :r1].tril(r0))  # the causal part
+    last = torch.tensor([22, 9])
+    brute = torch.stack([time_buckets(nxt[b, last[b]] - t[b]) for b in range(2)])
+    assert torch.equal(ctx.last_row_buckets(last).long(), brute)

@@ -8,32 +8,64 @@ cosine similarities divided by a temperature.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.models.blocks import next_timestamps, pair_time_buckets
+from scalelab.models.blocks import next_timestamps, pair_time_buckets, relative_times, time_bucket_rows
 from scalelab.models.registry import ModelSpec
 from scalelab.models.side import SideInputs
 
 
 @dataclass
 class Context:
-    """What blocks may need besides the hidden states."""
+    """What blocks may need besides the hidden states. Time buckets are computed on first use and
+    shared by every block."""
 
     valid: torch.Tensor  # (B, n) bool, real items
     timestamps: torch.Tensor | None  # (B, n) int64 seconds
     next_t: torch.Tensor | None  # (B, n) int64, t_{i+1} (see blocks.next_timestamps)
     _buckets: torch.Tensor | None = None
+    _rows: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+    _relative: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def has_times(self) -> bool:
+        return self.timestamps is not None and self.next_t is not None
 
     @property
     def time_buckets(self) -> torch.Tensor | None:
-        """(B, n, n) bucket(t_{i+1} - t_j), computed on first use and shared by every block."""
-        if self._buckets is None and self.timestamps is not None and self.next_t is not None:
+        """(B, n, n) bucket(t_{i+1} - t_j) (lower triangle, see blocks.pair_time_buckets)."""
+        if self._buckets is None and self.has_times:
             self._buckets = pair_time_buckets(self.next_t, self.timestamps)
         return self._buckets
+
+    def _times(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._relative is None:
+            assert self.next_t is not None and self.timestamps is not None
+            self._relative = relative_times(self.next_t, self.timestamps)
+        return self._relative
+
+    def time_bucket_rows(self, r0: int, r1: int) -> torch.Tensor | None:
+        """(B, r1 - r0, r1) buckets of query rows r0:r1 against keys 0:r1 (a row block of
+        `causal_silu_attention`), without building the (B, n, n) tensor."""
+        if not self.has_times:
+            return None
+        if self._buckets is not None:
+            return self._buckets[:, r0:r1, :r1]
+        if (r0, r1) not in self._rows:
+            self._rows[(r0, r1)] = time_bucket_rows(*self._times(), r0, r1)
+        return self._rows[(r0, r1)]
+
+    def last_row_buckets(self, last: torch.Tensor) -> torch.Tensor | None:
+        """(B, n) bucket(t_{last[b]+1} - t_j) of each user's row `last[b]` against every key."""
+        if not self.has_times:
+            return None
+        next_t, t = self._times()
+        rows = torch.arange(len(last), device=last.device)
+        return time_bucket_rows(next_t[rows, last][:, None], t, 0, t.shape[1])[:, 0]
 
 
 class Encoder(nn.Module):

@@ -18,6 +18,7 @@ from torch import nn
 from scalelab.models.base import BlockStack, Context, RetrievalModel
 from scalelab.models.blocks import (
     RelativeBias,
+    causal_silu_attention,
     layer_norm,
     merge_heads,
     pointwise_silu_attention,
@@ -44,14 +45,28 @@ class HSTUBlock(nn.Module):
         self.dropout = nn.Dropout(spec.dropout)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        parts = F.silu(layer_norm(x) @ self.uvqk).split(self.splits, dim=-1)
+        # the projection is a fresh tensor: SiLU may overwrite it when no gradient is recorded
+        parts = F.silu(layer_norm(x) @ self.uvqk, inplace=not torch.is_grad_enabled()).split(
+            self.splits, dim=-1
+        )
         u = parts[0] if self.spec.gate else None
         v, q, k = (split_heads(p, self.spec.heads) for p in parts[-3:])  # (B, H, n, d)
-        bias = self.rab(x.shape[1], ctx.time_buckets) if self.rab is not None else None
-        if self.spec.attention == "silu":
-            o = pointwise_silu_attention(q, k, v, bias, divisor=float(self.spec.max_len))
+        divisor = float(self.spec.max_len)
+        if self.spec.attention == "silu" and x.device.type == "cpu":
+            # CPU: the causal triangle a row block at a time (bench/bench_attention.py); accelerators
+            # keep one (n, n) pass (few large kernels, memory-lean backward)
+            rows = (
+                (lambda r0, r1: self.rab.rows(r0, r1, ctx.time_bucket_rows(r0, r1)))
+                if self.rab is not None
+                else None
+            )
+            o = causal_silu_attention(q, k, v, rows, divisor)
         else:
-            o = softmax_attention(q, k, v, bias)
+            bias = self.rab(x.shape[1], ctx.time_buckets) if self.rab is not None else None
+            if self.spec.attention == "silu":
+                o = pointwise_silu_attention(q, k, v, bias, divisor)
+            else:
+                o = softmax_attention(q, k, v, bias)
         o = layer_norm(merge_heads(o))
         return x + self.o(self.dropout(u * o if u is not None else o))
 
@@ -60,11 +75,17 @@ class HSTUBlock(nn.Module):
         row per user (same math as `forward`, a fraction of the (n, n) work)."""
         b, n, _ = x.shape
         rows = torch.arange(b, device=x.device)
-        parts = F.silu(layer_norm(x) @ self.uvqk).split(self.splits, dim=-1)
-        u = parts[0][rows, last][:, None] if self.spec.gate else None  # (B, 1, H*d)
-        v, q, k = (split_heads(p, self.spec.heads) for p in parts[-3:])
-        q = q[rows, :, last][:, :, None]  # (B, H, 1, d)
-        bias = self.rab.row_bias(last, n, ctx.time_buckets) if self.rab is not None else None
+        h = layer_norm(x)
+        # values and keys at every position, the gate and the query only at each user's last row
+        inner = self.splits[-1]
+        col = dict(zip("uvqk"[-len(self.splits) :], self.uvqk.split(self.splits, dim=-1), strict=True))
+        vk = F.silu(h @ torch.cat([col["v"], col["k"]], dim=1), inplace=not torch.is_grad_enabled())
+        v, k = vk.split([inner, inner], dim=-1)
+        v, k = split_heads(v, self.spec.heads), split_heads(k, self.spec.heads)  # (B, H, n, d)
+        hq = h[rows, last][:, None]  # (B, 1, D)
+        q = split_heads(F.silu(hq @ col["q"]), self.spec.heads)  # (B, H, 1, d)
+        u = F.silu(hq @ col["u"]) if self.spec.gate else None  # (B, 1, H*d)
+        bias = self.rab.row_bias(last, n, ctx.last_row_buckets(last)) if self.rab is not None else None
         keep = (torch.arange(n, device=x.device)[None, :] <= last[:, None])[:, None, None, :]  # (B, 1, 1, n)
         o = pointwise_silu_attention(q, k, v, bias, float(self.spec.max_len), keep)
         o = layer_norm(merge_heads(o))  # (B, 1, H*d)
