@@ -64,8 +64,22 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model() or platform.processor() or platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name and clock from /proc/cpuinfo (Linux), None elsewhere: hosts of the same
+    name differ in speed, so records say which one they ran on."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    name, mhz = fields.get("model name"), fields.get("cpu MHz")
+    return f"{name} ({float(mhz):.0f} MHz)" if name and mhz else name
 
 
 def write_record(name: str, record: dict[str, Any]) -> Path:

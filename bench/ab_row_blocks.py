@@ -1,0 +1,100 @@
+"""Same-process A/B of HSTU's CPU attention in the real training step: row blocks over the causal
+triangle (`causal_silu_attention`, the default on CPU) against the whole (n, n) square
+(`pointwise_silu_attention` with the full bias), alternating on the same batches.
+
+Setup as bench/bench_train.py (real ML-1M, batch 128, width 50, 128 negatives, AdamW); the square
+variant is swapped in by replacing the attention function the HSTU block calls.
+
+    python bench/ab_row_blocks.py [--families hstu,hstu_large] [--paths plain,bucketed,fast] [--steps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import CONFIGS, PATHS
+from common import machine, ml1m_path, write_record
+
+import scalelab.models.hstu as hstu
+from scalelab.config import load_config
+from scalelab.data.loader import load_dataset
+from scalelab.data.split import make_split
+from scalelab.models import resolve
+from scalelab.models.blocks import causal_silu_attention, pointwise_silu_attention
+from scalelab.training.tasks import make_task
+from scalelab.training.trainer import _batches
+
+
+def square(q, k, v, bias_rows, divisor, row_block=32):  # the whole square, bias built in one piece
+    n = q.shape[-2]
+    return pointwise_silu_attention(q, k, v, bias_rows(0, n) if bias_rows is not None else None, divisor)
+
+
+def ab(name: str, variant: str, steps: int, reps: int) -> dict:
+    pool, negatives_per = PATHS[variant]
+    over = [f"data.path={ml1m_path()}", "data.split=leave_one_out", "data.min_seq_len=2", "model.width=50",
+            "model.dropout=0.2", *CONFIGS[name], f"train.negatives_per={negatives_per}"]  # fmt: skip
+    if pool:
+        over.append(f"train.bucket_pool={pool}")
+    cfg = load_config(None, over)
+    data = load_dataset(cfg.data)
+    task = make_task(cfg, data, make_split(data, cfg.data.split, cfg.data.max_seq_len))
+    torch.manual_seed(0)
+    model = task.build_model(resolve(cfg.model, cfg.padded_len()))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98))
+    gen = torch.Generator().manual_seed(0)
+    batches = _batches(torch.randperm(task.num_rows, generator=gen), task.lengths, 128, pool, gen)
+
+    def step(rows: torch.Tensor) -> int:
+        loss, n = task.loss(model, model, task.batch(rows), gen, torch.device("cpu"), "fp32")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return n
+
+    for rows in batches[:2]:  # warm-up
+        step(rows)
+    rates: dict[str, list[float]] = {"rows": [], "square": []}
+    try:
+        for r in range(reps):
+            chosen = batches[2 + r * steps : 2 + (r + 1) * steps]
+            for label, fn in (("square", square), ("rows", causal_silu_attention)):
+                hstu.causal_silu_attention = fn
+                t0, n = time.perf_counter(), 0
+                for rows in chosen:
+                    n += step(rows)
+                rates[label].append(n / (time.perf_counter() - t0))
+    finally:
+        hstu.causal_silu_attention = causal_silu_attention
+    out = {k: statistics.median(v) for k, v in rates.items()}
+    return {"family": name, "path": variant, "rows_targets_per_s": out["rows"],
+            "square_targets_per_s": out["square"], "speedup": out["rows"] / out["square"]}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--families", default="hstu,hstu_large")
+    ap.add_argument("--paths", default="plain,bucketed,fast")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    rows = []
+    for fam in args.families.split(","):
+        for variant in args.paths.split(","):
+            r = ab(fam, variant, args.steps, args.reps)
+            rows.append(r)
+            print(f"{fam:11s} {variant:8s} rows {r['rows_targets_per_s']:8,.0f}  square {r['square_targets_per_s']:8,.0f}"
+                  f"  targets/s  ({r['speedup']:.2f}x)", flush=True)  # fmt: skip
+    print("written", write_record("ab_row_blocks", {"machine": machine(), "rows": rows,
+                                                     "when": time.strftime("%Y-%m-%d %H:%M")}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
