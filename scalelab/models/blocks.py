@@ -151,20 +151,28 @@ class RelativeBias(nn.Module):
         # index to int64 and accumulates its gradient with a sort-based index_put).
         return self.time_w.index_select(0, buckets.reshape(-1)).view(buckets.shape)
 
+    def position_rows(self, r0: int, r1: int) -> torch.Tensor:
+        """(r1 - r0, r1) w_pos[(N-1) + j - i] of query rows r0:r1 against keys 0:r1."""
+        assert self.pos_w is not None
+        i = torch.arange(r0, r1, device=self.pos_w.device)
+        j = torch.arange(r1, device=self.pos_w.device)
+        return self.pos_w[(self.max_len - 1) + j[None, :] - i[:, None]]
+
+    def time_rows(self, buckets: torch.Tensor | None) -> torch.Tensor:
+        """w_time[buckets] for a row block's buckets (B, r, keys) from `time_bucket_rows`."""
+        assert self.time_w is not None
+        if buckets is None:
+            raise ValueError("the relative time bias needs timestamps")
+        return self.time_w.index_select(0, buckets.reshape(-1)).view(buckets.shape)
+
     def rows(self, r0: int, r1: int, buckets: torch.Tensor | None) -> torch.Tensor:
         """(B or 1, r1 - r0, r1) bias of query rows r0:r1 against keys 0:r1 (`causal_silu_attention`);
         `buckets`: (B, r1 - r0, r1) from `time_bucket_rows`."""
-        pos = None
-        if self.pos_w is not None:
-            i = torch.arange(r0, r1, device=self.pos_w.device)
-            j = torch.arange(r1, device=self.pos_w.device)
-            pos = self.pos_w[(self.max_len - 1) + j[None, :] - i[:, None]][None]  # (1, r1 - r0, r1)
+        pos = self.position_rows(r0, r1)[None] if self.pos_w is not None else None
         if self.time_w is None:
             assert pos is not None
             return pos
-        if buckets is None:
-            raise ValueError("the relative time bias needs timestamps")
-        bias = self.time_w.index_select(0, buckets.reshape(-1)).view(buckets.shape)
+        bias = self.time_rows(buckets)
         if pos is None:
             return bias
         return bias + pos if torch.is_grad_enabled() else bias.add_(pos)  # a fresh tensor either way

@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalelab.models.base import BlockStack, Context, RetrievalModel
-from scalelab.models.blocks import RelativeBias, SwiGLU, causal_mask, merge_heads, rms_norm, split_heads
+from scalelab.models.blocks import RelativeBias, SwiGLU, merge_heads, rms_norm, split_heads
 from scalelab.models.registry import ModelSpec
 
 _ORDER = ("positional", "temporal", "semantic")
+ROW_BLOCK = 32  # query rows per block on CPU
 
 
 class FuXiBlock(nn.Module):
@@ -48,22 +49,31 @@ class FuXiBlock(nn.Module):
         n = x.shape[1]
         parts = F.silu(rms_norm(x) @ self.uvqk).split(self.splits, dim=-1)
         u, v = parts[0], split_heads(parts[1], self.spec.heads)  # v: (B, H, n, d)
-        causal = causal_mask(n, x.device)
+        q, k = (split_heads(p, self.spec.heads) for p in parts[2:]) if len(parts) > 2 else (None, None)
+        # CPU: the causal triangle ROW_BLOCK query rows at a time (see blocks.causal_silu_attention);
+        # accelerators: one block of all n rows
+        step = ROW_BLOCK if x.device.type == "cpu" else n
+        rows = [self._channels(r0, min(n, r0 + step), q, k, v, ctx) for r0 in range(0, n, step)]
+        g = u * rms_norm(merge_heads(torch.cat(rows, dim=-2)))  # per head: [channel outputs]
+        x1 = self.lin0(self.dropout(g)) + x
+        return x1 + self.ffn(self.dropout(rms_norm(x1)))
+
+    def _channels(self, r0: int, r1: int, q, k, v: torch.Tensor, ctx: Context) -> torch.Tensor:
+        """Channel outputs of query rows r0:r1 (keys 0:r1), concatenated per head: (B, H, r1 - r0, C*d)."""
+        drop = ~torch.ones(r1 - r0, r1, dtype=torch.bool, device=v.device).tril_(r0)  # keys after the query
         outs = []
         for name in self.channels:
             if name == "positional":
-                a = self.bias.position_bias(n).masked_fill(~causal, 0.0)[None, None]  # (1, 1, n, n)
+                a = self.bias.position_rows(r0, r1).masked_fill(drop, 0.0)[None, None]  # (1, 1, r, r1)
             elif name == "temporal":
-                if ctx.time_buckets is None:
+                if not ctx.has_times:
                     raise ValueError("FuXi-alpha's temporal channel needs timestamps")
-                a = self.bias.time_bias(ctx.time_buckets).masked_fill(~causal, 0.0)[:, None]
+                a = self.bias.time_rows(ctx.time_bucket_rows(r0, r1)).masked_fill(drop, 0.0)[:, None]
             else:
-                q, k = split_heads(parts[2], self.spec.heads), split_heads(parts[3], self.spec.heads)
-                a = F.silu(q @ k.transpose(-1, -2)).masked_fill(~causal, 0.0) / float(self.spec.max_len)
-            outs.append(a @ v)  # (B, H, n, d)
-        g = u * rms_norm(merge_heads(torch.cat(outs, dim=-1)))  # per head: [channel outputs]
-        x1 = self.lin0(self.dropout(g)) + x
-        return x1 + self.ffn(self.dropout(rms_norm(x1)))
+                s = q[..., r0:r1, :] @ k[..., :r1, :].transpose(-1, -2)  # (B, H, r, r1)
+                a = F.silu(s).masked_fill(drop, 0.0) / float(self.spec.max_len)
+            outs.append(a @ v[..., :r1, :])  # (B, H, r, d)
+        return torch.cat(outs, dim=-1)
 
 
 class FuXiAlpha(BlockStack):
