@@ -41,6 +41,7 @@ CONFIGS = {
     "sasrec": ["model.family=sasrec", "model.depth=2", "model.heads=1"],
     "llama": ["model.family=llama", "model.depth=2", "model.heads=1"],
     "hstu_d8_w64": ["model.family=hstu", "model.depth=8", "model.heads=2", "model.width=64"],
+    "fuxi_alpha": ["model.family=fuxi_alpha", "model.depth=8", "model.heads=2"],  # not in the default run
 }
 TARGETS = {"hstu": 25_000, "hstu_large": 14_000, "sasrec": 30_000}  # targets/s, the goals
 
