@@ -17,21 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import CONFIGS, PATHS
+from bench_train import training_step
 from common import machine, ml1m_path, write_record
 
 import scalelab.models.fuxi_alpha as fuxi
 import scalelab.models.hstu as hstu
-from scalelab.config import load_config
-from scalelab.data.loader import load_dataset
-from scalelab.data.split import make_split
-from scalelab.models import resolve
 from scalelab.models.blocks import causal_silu_attention, pointwise_silu_attention
-from scalelab.training.tasks import make_task
-from scalelab.training.trainer import _batches
 
 
 def square(q, k, v, bias_rows, divisor, row_block=32):  # the whole square, bias built in one piece
@@ -40,26 +32,7 @@ def square(q, k, v, bias_rows, divisor, row_block=32):  # the whole square, bias
 
 
 def ab(name: str, variant: str, steps: int, reps: int) -> dict:
-    pool, negatives_per = PATHS[variant]
-    over = [f"data.path={ml1m_path()}", "data.split=leave_one_out", "data.min_seq_len=2", "model.width=50",
-            "model.dropout=0.2", *CONFIGS[name], f"train.negatives_per={negatives_per}"]  # fmt: skip
-    if pool:
-        over.append(f"train.bucket_pool={pool}")
-    cfg = load_config(None, over)
-    data = load_dataset(cfg.data)
-    task = make_task(cfg, data, make_split(data, cfg.data.split, cfg.data.max_seq_len))
-    torch.manual_seed(0)
-    model = task.build_model(resolve(cfg.model, cfg.padded_len()))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98))
-    gen = torch.Generator().manual_seed(0)
-    batches = _batches(torch.randperm(task.num_rows, generator=gen), task.lengths, 128, pool, gen)
-
-    def step(rows: torch.Tensor) -> int:
-        loss, n = task.loss(model, model, task.batch(rows), gen, torch.device("cpu"), "fp32")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return n
+    _, step, batches, _ = training_step(name, ml1m_path(), variant)
 
     for rows in batches[:2]:  # warm-up
         step(rows)

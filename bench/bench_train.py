@@ -21,7 +21,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -62,7 +64,11 @@ def matmul_peak(reps: int = 5, n: int = 2048) -> float:
 PATHS = {"plain": (None, "position"), "bucketed": (50, "position"), "fast": (50, "sequence")}
 
 
-def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> dict:
+def training_step(
+    name: str, path: Path, variant: str
+) -> tuple[Any, Callable[[torch.Tensor], int], list, dict]:
+    """(task, step, batches, size report) of family `name` on `variant`'s path: `step(rows)` runs one
+    forward + backward + AdamW step on those rows and returns its number of targets."""
     pool, negatives_per = PATHS[variant]
     over = [f"data.path={path}", "data.split=leave_one_out", "data.min_seq_len=2", "model.width=50",
             "model.dropout=0.2", *CONFIGS[name]]  # fmt: skip
@@ -88,6 +94,11 @@ def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> 
         opt.step()
         return n
 
+    return task, step, batches, size
+
+
+def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> dict:
+    task, step, batches, size = training_step(name, path, variant)
     for rows in batches[:3]:  # warm-up
         step(rows)
     rates = []
