@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test test-all demo lint bench bench-env reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties reproduce-ml1m-ties-bucketed reproduce-ml1m-ties-fast park clean
+.PHONY: install test test-all demo lint bench bench-env reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties reproduce-ml1m-ties-bucketed reproduce-ml1m-ties-fast clean
 
 install: $(STAMP)
 
@@ -71,17 +71,11 @@ ML1M ?= ../shared/datasets/ml-1m/interactions.tsv.gz
 REPRO_MODELS ?= hstu sasrec  # also: hstu_large fuxi_alpha (depth 8, 2 heads)
 # $(call repro,SUFFIX,EXTRA SETTINGS): train every model of REPRO_MODELS into
 # results/reproduction/ml1m-<model>SUFFIX, skipping finished runs and resuming interrupted ones.
-# A run parked in git (`make park RUN=...`, for a checkout that does not keep results/) is copied
-# back first and resumes from its checkpoint.
-PARKED := results/reference/parked
 define repro
 	@for m in $(REPRO_MODELS); do \
 		out=results/reproduction/ml1m-$$m$(1); \
 		if [ -f $$out/summary.json ] && grep -q '"status": "finished"' $$out/summary.json; then \
 			echo "$$out finished"; continue; fi; \
-		park=$(PARKED)/ml1m-$$m$(1); \
-		if [ ! -f $$out/checkpoint.pt ] && [ -f $$park/checkpoint.pt ]; then \
-			mkdir -p $$out && cp $$park/*.pt $$out/ && echo "resuming $$out from $$park"; fi; \
 		$(BIN)/scalelab train configs/ml1m_$$m.yaml --set data.path=$(ML1M) $(2) -o $$out || exit 1; \
 	done
 endef
@@ -113,12 +107,6 @@ reproduce-ml1m-ties-bucketed: $(STAMP)
 FAST := $(BUCKETED) --set train.negatives_per=sequence
 reproduce-ml1m-ties-fast: $(STAMP)
 	$(call repro,-ties-fast,--set data.ties=shuffle $(FAST))
-
-# Keep an unfinished run's checkpoints in git (results/ is ignored): RUN=ml1m-<model><suffix>.
-park:
-	@test -n "$(RUN)" || { echo "usage: make park RUN=ml1m-<model><suffix>"; exit 2; }
-	@test -f results/reproduction/$(RUN)/checkpoint.pt || { echo "no checkpoint in results/reproduction/$(RUN)"; exit 2; }
-	mkdir -p $(PARKED)/$(RUN) && cp results/reproduction/$(RUN)/*.pt $(PARKED)/$(RUN)/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

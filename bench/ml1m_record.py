@@ -87,8 +87,9 @@ Differences that remain, and what each is worth:
    seed spread); whether it is at depth 8 is not measured (the default path for HSTU-large takes
    about 56 s per epoch here, 1.6 h for 101 epochs). The tie order moved HSTU's HR@10 by 0.026 (item 1); if it moves
    HSTU-large as much (not measured), the published number lies inside the band the unknown order
-   spans, as HSTU's does. Depth buys about half the published gain in these runs. FuXi-alpha: see its row (run on the
-   same bucketed path).
+   spans, as HSTU's does. Depth buys about half the published gain in these runs. FuXi-alpha: see its row (same bucketed path,
+   stopped at epoch 45; its checkpoint lives in the ignored results/ directory, so another checkout
+   reruns it from the start, about 1.8 h).
 
 Epoch times: `hstu_large-ties-fast` resumed at epoch 53 and `hstu-ties-seed1` at epochs 21 and 67
 with the faster time-bias and sampled-softmax code (same numbers up to float rounding: the bias
