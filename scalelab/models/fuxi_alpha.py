@@ -68,7 +68,7 @@ class FuXiBlock(nn.Module):
             elif name == "temporal":
                 if not ctx.has_times:
                     raise ValueError("FuXi-alpha's temporal channel needs timestamps")
-                a = self.bias.time_rows(ctx.time_bucket_rows(r0, r1)).masked_fill(drop, 0.0)[:, None]
+                a = self.bias.time_bias(ctx.time_bucket_rows(r0, r1)).masked_fill(drop, 0.0)[:, None]
             else:
                 s = q[..., r0:r1, :] @ k[..., :r1, :].transpose(-1, -2)  # (B, H, r, r1)
                 a = F.silu(s).masked_fill(drop, 0.0) / float(self.spec.max_len)
