@@ -314,6 +314,22 @@ class TrainConfig(StrictModel):
         "tens of seconds on a CPU). Same computation, so a run may switch it on or off when it resumes.",
     )
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Autocast precision.")
+    cpu_workers: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="On a CPU, split each batch among this many threads, each running operators on one "
+        "core, and sum their gradients (1.2-1.5x on two cores for these model sizes, bench/bench_cpu_workers.py); "
+        "set it to the trial's CPU count. Every worker draws its negatives and dropout masks from its own "
+        "generator, so a run is reproducible for a given count, but changing the count changes the draws. "
+        "1 = one thread pool for the whole batch (PyTorch's default). Ignored off the CPU.",
+    )
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> TrainConfig:
+        if self.cpu_workers > 1 and self.compile:
+            raise ValueError("train.cpu_workers > 1 does not combine with train.compile")
+        return self
 
     @field_validator("betas")
     @classmethod
@@ -348,6 +364,14 @@ class EvalConfig(StrictModel):
         ge=1,
         description="Full ranking scores the catalogue in chunks of this many items, so memory stays "
         "bounded (batch_size x item_chunk scores) for catalogues of millions of items.",
+    )
+    cpu_workers: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="On a CPU, full ranking shares the batches among this many threads, each running "
+        "operators on one core (faster than splitting every operator between cores at these sizes); "
+        "null = torch's intra-op thread count. Same ranks for any count.",
     )
     monitor: str | None = Field(
         None,

@@ -66,7 +66,7 @@ def test_killed_process_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     args = [
         "--set", "data.synthetic.num_users=1200", "--set", "data.synthetic.num_items=200",
         "--set", "data.synthetic.mean_seq_len=30", "--set", "data.max_seq_len=30", "--set", "model.width=16",
-        "--set", "model.depth=1", "--set", "train.epochs=3", "--set", "train.batch_size=32",
+        "--set", "model.depth=1", "--set", "train.epochs=6", "--set", "train.batch_size=32",
         "--set", "train.num_negatives=32", "--set", "train.device=cpu", "--set", "eval.ks=[10]",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "scalelab", "train", *args, "--no-track"]
@@ -79,7 +79,7 @@ def test_killed_process_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     deadline = time.time() + 300
     while not ckpt.exists() and time.time() < deadline and victim.poll() is None:
         time.sleep(0.05)
-    time.sleep(0.3)  # into epoch 2
+    time.sleep(0.05)  # into epoch 2 (an epoch of this run takes about 0.1-0.3 s)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     assert not (tmp_path / "run" / "summary.json").exists(), "the run finished before it could be killed"
@@ -87,7 +87,7 @@ def test_killed_process_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     a = json.loads((tmp_path / "ref" / "summary.json").read_text())
     b = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert b["resumed_from_epoch"] in (1, 2)
+    assert 1 <= b["resumed_from_epoch"] < 6
     assert a["final"] == b["final"]
 
 

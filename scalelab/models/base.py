@@ -14,7 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.models.blocks import next_timestamps, pair_time_buckets, relative_times, time_bucket_rows
+from scalelab.models.blocks import (
+    Dropout,
+    next_timestamps,
+    pair_time_buckets,
+    relative_times,
+    time_bucket_rows,
+)
 from scalelab.models.registry import ModelSpec
 from scalelab.models.side import SideInputs
 
@@ -110,7 +116,7 @@ class RetrievalModel(nn.Module):
             self.pos_emb = nn.Embedding(spec.max_len, d)
             std = math.sqrt(1.0 / d)
             nn.init.trunc_normal_(self.pos_emb.weight, std=std, a=-2 * std, b=2 * std)
-        self.input_dropout = nn.Dropout(spec.dropout)
+        self.input_dropout = Dropout(spec.dropout)
         self.encoder = encoder
         self.side: SideInputs | None = None  # domain / feature / behaviour embeddings, when used
 

@@ -8,7 +8,9 @@ padding no real position ever attends to a padded one.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -349,12 +351,56 @@ def softmax_attention(
 
     The bias is added to the logits before the 1/sqrt(d) scale (HSTU's softmax ablation and
     SASRec+), which SDPA's additive mask expresses as bias / sqrt(d). q, k, v: (B, H, n, d).
+    With attention dropout in a thread that has its own dropout generator (`dropout_generator`),
+    the same math written out, the dropout mask drawn from that generator (SDPA takes none).
     """
+    if dropout > 0.0 and _thread_rng.generator is not None:
+        n, scale = q.shape[-2], 1.0 / math.sqrt(q.shape[-1])
+        s = q @ k.transpose(-1, -2) * scale  # (B, H, n, n)
+        if bias is not None:
+            s = s + bias[:, None] * scale
+        a = torch.softmax(s.masked_fill(~causal_mask(n, q.device), float("-inf")), dim=-1)
+        return drop(a, dropout, True) @ v
     if bias is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
     n = q.shape[-2]
     mask = (bias / math.sqrt(q.shape[-1])).masked_fill(~causal_mask(n, q.device), float("-inf"))
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None].to(q.dtype), dropout_p=dropout)
+
+
+class _ThreadRng(threading.local):
+    generator: torch.Generator | None = None
+
+
+_thread_rng = _ThreadRng()
+
+
+@contextmanager
+def dropout_generator(gen: torch.Generator) -> Iterator[None]:
+    """Dropout masks drawn in this thread come from `gen` until exit. Worker threads of a CPU
+    training step use it (training/cpu_workers.py): the process-wide generator would hand them
+    masks in whatever order the threads happen to draw, and the run would not be reproducible."""
+    before, _thread_rng.generator = _thread_rng.generator, gen
+    try:
+        yield
+    finally:
+        _thread_rng.generator = before
+
+
+def drop(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout: F.dropout, or, in a thread with its own dropout generator, the same keep-mask
+    computation (bernoulli(1 - p) / (1 - p)) drawn from that generator."""
+    gen = _thread_rng.generator
+    if gen is None or not training or p == 0.0:
+        return F.dropout(x, p, training)
+    return x * torch.empty_like(x).bernoulli_(1.0 - p, generator=gen).div_(1.0 - p)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout that honours a thread's dropout generator (`drop`); same state dict and repr."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop(x, self.p, self.training)
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:

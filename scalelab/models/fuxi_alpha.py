@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalelab.models.base import BlockStack, Context, RetrievalModel
-from scalelab.models.blocks import RelativeBias, SwiGLU, merge_heads, rms_norm, split_heads
+from scalelab.models.blocks import Dropout, RelativeBias, SwiGLU, merge_heads, rms_norm, split_heads
 from scalelab.models.registry import ModelSpec
 
 _ORDER = ("positional", "temporal", "semantic")
@@ -43,7 +43,7 @@ class FuXiBlock(nn.Module):
         self.ffn = SwiGLU(spec.width, spec.ffn_hidden)
         for lin in (self.lin0, self.ffn.w1, self.ffn.w2, self.ffn.w3):
             nn.init.xavier_uniform_(lin.weight)
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         n = x.shape[1]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from scalelab.models.base import Context, Encoder, RetrievalModel
-from scalelab.models.blocks import MultiHeadSelfAttention, init_gpt_style
+from scalelab.models.blocks import Dropout, MultiHeadSelfAttention, init_gpt_style
 from scalelab.models.registry import ModelSpec
 
 
@@ -23,7 +23,7 @@ class GPTBlock(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(spec.width, spec.ffn_hidden), nn.GELU(), nn.Linear(spec.ffn_hidden, spec.width)
         )
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.ln1(x)))

@@ -17,6 +17,7 @@ from torch import nn
 
 from scalelab.models.base import BlockStack, Context, RetrievalModel
 from scalelab.models.blocks import (
+    Dropout,
     RelativeBias,
     causal_silu_attention,
     layer_norm,
@@ -42,7 +43,7 @@ class HSTUBlock(nn.Module):
             if spec.rab != "none"
             else None
         )
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         # the projection is a fresh tensor: SiLU may overwrite it when no gradient is recorded

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from scalelab.models.base import Context, Encoder, RetrievalModel
-from scalelab.models.blocks import MultiHeadSelfAttention, RotaryEmbedding, SwiGLU, init_gpt_style
+from scalelab.models.blocks import Dropout, MultiHeadSelfAttention, RotaryEmbedding, SwiGLU, init_gpt_style
 from scalelab.models.registry import ModelSpec
 
 
@@ -22,7 +22,7 @@ class LlamaBlock(nn.Module):
         self.attn = MultiHeadSelfAttention(spec.width, spec.heads, spec.head_dim, spec.dropout, bias=False)
         self.ffn_norm = nn.RMSNorm(spec.width, eps=1e-6)
         self.ffn = SwiGLU(spec.width, spec.ffn_hidden)
-        self.dropout = nn.Dropout(spec.dropout)
+        self.dropout = Dropout(spec.dropout)
 
     def forward(self, x: torch.Tensor, ctx: Context, rope: RotaryEmbedding) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.attn_norm(x), rope=rope))

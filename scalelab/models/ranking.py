@@ -21,6 +21,7 @@ from torch import nn
 
 from scalelab.models.accounting import RANKING_HEAD_HIDDEN
 from scalelab.models.base import RetrievalModel
+from scalelab.models.blocks import Dropout
 
 
 def mlp(dims: list[int], out: int = 1, dropout: float = 0.0) -> nn.Sequential:
@@ -32,7 +33,7 @@ def mlp(dims: list[int], out: int = 1, dropout: float = 0.0) -> nn.Sequential:
             nn.PReLU(),
         ]  # one slope per layer (PReLU(b) would treat dim 1 as channels)
         if dropout:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
     layers.append(nn.Linear(dims[-1], out))
     return nn.Sequential(*layers)
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalelab.models.base import BlockStack, Context, RetrievalModel
-from scalelab.models.blocks import MultiHeadSelfAttention, RelativeBias
+from scalelab.models.blocks import Dropout, MultiHeadSelfAttention, RelativeBias
 from scalelab.models.registry import ModelSpec
 
 
@@ -29,7 +29,7 @@ class PointWiseFFN(nn.Module):
         super().__init__()
         self.w1 = nn.Linear(width, hidden)
         self.w2 = nn.Linear(hidden, width)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.w2(F.relu(self.dropout(self.w1(h)))))

@@ -19,7 +19,7 @@ _RESUMABLE_CHANGES = {
     "output_dir": None,
     "tracking": None,
     "train": {"epochs", "patience", "eval_every", "device", "token_budget", "compile"},
-    "eval": {"batch_size", "item_chunk"},
+    "eval": {"batch_size", "item_chunk", "cpu_workers"},
 }
 
 # Settings introduced after checkpoints existed: left out of the fingerprint while they hold the value
@@ -45,6 +45,7 @@ _INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("data", "synthetic", "domains"): 1,
     ("train", "bucket_pool"): None,
     ("train", "negatives_per"): "position",
+    ("train", "cpu_workers"): 1,
 }
 
 

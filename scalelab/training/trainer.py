@@ -26,9 +26,18 @@ from scalelab.config import RunConfig, dump_config
 from scalelab.data.entropy import apen_summary
 from scalelab.data.loader import load_dataset
 from scalelab.data.split import make_split
-from scalelab.errors import CheckpointMismatch, OutOfMemory, StorageError, TrainingDiverged, is_out_of_memory
+from scalelab.errors import (
+    CheckpointMismatch,
+    ConfigError,
+    OutOfMemory,
+    StorageError,
+    TrainingDiverged,
+    is_out_of_memory,
+)
 from scalelab.models import resolve
+from scalelab.models.blocks import dropout_generator
 from scalelab.training import checkpoint as ckpt
+from scalelab.training.cpu_workers import Workers, worker_count
 from scalelab.training.device import peak_memory_bytes, reset_peak_memory, resolve_device
 from scalelab.training.tasks import make_task
 
@@ -125,6 +134,10 @@ def train_run(
     out = (output_dir or default_output_dir(cfg)).resolve()
     device = resolve_device(cfg.train.device)
     par = Parallel.current()
+    if par.world > 1 and worker_count(device, cfg.train.cpu_workers) > 1:
+        raise ConfigError(
+            "train.cpu_workers: worker threads do not combine with several training processes (set it to 1)"
+        )
     fp = ckpt.fingerprint(cfg)
     ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
     state = ckpt.load(ckpt_path, device) if ckpt_path.exists() else None
@@ -348,28 +361,32 @@ def _train_epoch(
     t_timed = t_start
     steps = len(batches)
     step_losses: list[float] = []
-    for step, rows in enumerate(batches):
-        if first and step == WARMUP_STEPS:
-            t_timed, timed_targets = time.perf_counter(), 0
-        if len(rows) < par.world:  # a last batch too small to give every worker a row
-            continue
-        try:
-            faults.in_step(out, injected, epoch, step)
-            batch = loop.task.batch(rows[par.rank :: par.world])
-            slots += batch[0].numel()  # sequence positions the model computes, padding included
-            real += int((batch[0] != 0).sum())
-            value, n = _train_step(loop, batch, gen, nan="nan" in injected and step == 0)
-        except TrainingDiverged as e:
-            raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
-        except Exception as e:
-            if is_out_of_memory(e):
-                raise OutOfMemory(epoch + 1, step + 1, str(device), " ".join(str(e).split())) from None
-            raise
-        step_losses.append(value)
-        total_loss += value * n
-        total_targets += n
-        timed_targets += n
-        bar.step(epoch + 1, step + 1, value)
+    threads = worker_count(device, cfg.train.cpu_workers)
+    with Workers(threads) as workers:
+        for step, rows in enumerate(batches):
+            if first and step == WARMUP_STEPS:
+                t_timed, timed_targets = time.perf_counter(), 0
+            if len(rows) < par.world:  # a last batch too small to give every worker a row
+                continue
+            try:
+                faults.in_step(out, injected, epoch, step)
+                mine = rows[par.rank :: par.world]
+                # interleaved shards: with length buckets each thread gets an equal share of the lengths
+                shards = [loop.task.batch(mine[i::threads]) for i in range(min(threads, len(mine)))]
+                slots += sum(b[0].numel() for b in shards)  # positions computed, padding included
+                real += sum(int((b[0] != 0).sum()) for b in shards)
+                value, n = _train_step(loop, shards, gen, workers, nan="nan" in injected and step == 0)
+            except TrainingDiverged as e:
+                raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
+            except Exception as e:
+                if is_out_of_memory(e):
+                    raise OutOfMemory(epoch + 1, step + 1, str(device), " ".join(str(e).split())) from None
+                raise
+            step_losses.append(value)
+            total_loss += value * n
+            total_targets += n
+            timed_targets += n
+            bar.step(epoch + 1, step + 1, value)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     now = time.perf_counter()
@@ -401,25 +418,68 @@ def _batches(
 
 
 def _train_step(
-    loop: _Loop, batch: tuple[torch.Tensor, ...], gen: torch.Generator, nan: bool = False
+    loop: _Loop,
+    shards: list[tuple[torch.Tensor, ...]],
+    gen: torch.Generator,
+    workers: Workers,
+    nan: bool = False,
 ) -> tuple[float, int]:
-    """One optimiser step on one batch (this worker's slice of it); returns (mean loss over the
-    global batch, its number of targets)."""
+    """One optimiser step on one batch (this worker's slice of it, as one shard or as one shard per
+    CPU worker thread); returns (mean loss over the global batch, its number of targets)."""
     cfg, model, par, device = loop.cfg, loop.model, loop.par, loop.device
-    loss, n = loop.task.loss(loop.net, model, batch, gen, device, cfg.train.precision)
-    if nan:
-        loss = loss * float("nan")
-    value, n_all = par.global_mean(float(loss.detach()), n, device)
-    if not math.isfinite(value):
-        raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
-    if par.world > 1:  # DDP averages gradients over workers: weight so that the result is the
-        loss = loss * (n * par.world / n_all)  # gradient of the mean over all the batch's targets
-    loop.opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if len(shards) > 1:
+        value, n_all = _sharded_gradients(loop, shards, gen, workers, nan)
+    else:
+        loss, n = loop.task.loss(loop.net, model, shards[0], gen, device, cfg.train.precision)
+        if nan:
+            loss = loss * float("nan")
+        value, n_all = par.global_mean(float(loss.detach()), n, device)
+        if not math.isfinite(value):
+            raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
+        if par.world > 1:  # DDP averages gradients over workers: weight so that the result is the
+            loss = loss * (n * par.world / n_all)  # gradient of the mean over all the batch's targets
+        loop.opt.zero_grad(set_to_none=True)
+        loss.backward()
     if cfg.train.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
     loop.opt.step()
     loop.sched.step()
+    return value, n_all
+
+
+def _sharded_gradients(
+    loop: _Loop, shards: list[tuple[torch.Tensor, ...]], gen: torch.Generator, workers: Workers, nan: bool
+) -> tuple[float, int]:
+    """Gradient of the mean loss over all shards' targets into the parameters' .grad, each shard's
+    forward and backward on its own worker thread (cpu_workers.py). Shard i draws negatives and
+    dropout masks from generators seeded from `gen`, and the gradients are summed in shard order,
+    so the step is reproducible for a given number of shards."""
+    cfg, model = loop.cfg, loop.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    seeds = torch.randint(0, 2**62, (len(shards), 2), generator=gen).tolist()
+
+    def shard(i: int) -> tuple[float, int, tuple[torch.Tensor | None, ...]]:
+        negatives = torch.Generator().manual_seed(seeds[i][0])
+        with dropout_generator(torch.Generator().manual_seed(seeds[i][1])):
+            loss, n = loop.task.loss(loop.net, model, shards[i], negatives, loop.device, cfg.train.precision)
+            if nan:
+                loss = loss * float("nan")
+            grads = torch.autograd.grad(loss * n, params, allow_unused=True)  # the sum over its targets
+        return float(loss.detach()), n, grads
+
+    parts = workers.map(shard, range(len(shards)))
+    n_all = sum(n for _, n, _ in parts)
+    value = sum(v * n for v, n, _ in parts) / n_all
+    if not math.isfinite(value):
+        raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
+    loop.opt.zero_grad(set_to_none=True)
+    for j, p in enumerate(params):
+        grads = [g[j] for _, _, g in parts if g[j] is not None]
+        if grads:
+            total = grads[0].clone()
+            for g in grads[1:]:
+                total += g
+            p.grad = total.div_(n_all)
     return value, n_all
 
 

@@ -1,0 +1,77 @@
+"""Data parallelism across threads on a CPU: each worker thread takes a share of the batch and runs
+every operator on one core.
+
+With a few cores, PyTorch's intra-op threads split each operator between them; at the sizes of
+these models (width 50-64, a few hundred positions per row) many operators are too small to split
+well or are not parallelised at all, and every split operator ends in a barrier. One share of the
+batch per core, operators single-threaded, keeps every core busy instead (PyTorch releases the GIL
+inside operators): 1.4x on the all-user ML-1M evaluation and 1.2-1.5x on a training step on two
+cores (bench/bench_cpu_workers.py). Written here because PyTorch has no in-process data parallelism
+on CPU (DistributedDataParallel needs a process per worker and a collective per step).
+
+Gradient mode, inference mode and autocast are thread-local in PyTorch: the functions run in the
+workers set their own. Randomness in a worker comes from its own generators (see `blocks.dropout`),
+so a run with a given number of workers is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def worker_count(device: torch.device, requested: int | None) -> int:
+    """Worker threads for `device`: 1 off the CPU; `requested`, or (None) this process's intra-op
+    thread count, on the CPU."""
+    if device.type != "cpu":
+        return 1
+    return max(1, requested if requested is not None else torch.get_num_threads())
+
+
+@contextmanager
+def single_threaded_ops() -> Iterator[None]:
+    """Operators run on the calling thread only (PyTorch's thread count is process-wide); restored
+    on exit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Workers:
+    """A pool of `n` threads with operators single-threaded while it is open. `map` keeps the input
+    order; with n = 1 it runs on the calling thread and changes nothing."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads: AbstractContextManager[None] | None = None
+
+    def __enter__(self) -> Workers:
+        if self.n > 1:
+            self._threads = single_threaded_ops()
+            self._threads.__enter__()
+            self._pool = ThreadPoolExecutor(self.n, thread_name_prefix="scalelab-cpu")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._threads is not None:
+            self._threads.__exit__(None, None, None)
+            self._threads = None
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if self._pool is None:
+            return [fn(x) for x in items]
+        return list(self._pool.map(fn, items))

@@ -1,0 +1,136 @@
+"""CPU worker threads (training/cpu_workers.py): a sharded step computes the full batch's gradient,
+runs are reproducible for a given worker count, dropout in a worker draws from its own generator,
+and the threaded evaluation ranks exactly as the single-threaded one."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import shared_file
+
+from scalelab.config import EvalConfig, load_config
+from scalelab.data.loader import load_dataset
+from scalelab.data.split import make_split
+from scalelab.models import build_model
+from scalelab.models.blocks import Dropout, causal_mask, dropout_generator, softmax_attention
+from scalelab.training.batches import eval_set
+from scalelab.training.cpu_workers import Workers, worker_count
+from scalelab.training.evaluate import evaluate
+from scalelab.training.trainer import train_run
+
+SMALL = [
+    "data.synthetic.num_users=300",
+    "data.synthetic.num_items=80",
+    "data.synthetic.mean_seq_len=20",
+    "data.max_seq_len=20",
+    "model.width=16",
+    "model.depth=2",
+    "train.batch_size=64",
+    "train.device=cpu",
+    "train.epochs=2",
+    "eval.ks=[10]",
+    "tracking.mlflow_uri=null",
+]
+
+
+def _params(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["model"]
+
+
+@pytest.mark.parametrize("family", ["hstu", "sasrec"])
+def test_sharded_step_follows_the_whole_batch_gradient(tmp_path: Path, family: str) -> None:
+    """Without randomness in the step (full softmax, no dropout) two worker threads, each on half of
+    every batch, train the same weights as one thread on the whole batch, up to float round-off."""
+    cfg = [*SMALL, f"model.family={family}", "train.loss=full_softmax", "model.dropout=0.0"]
+    one = train_run(load_config(None, cfg), tmp_path / "one")
+    two = train_run(load_config(None, [*cfg, "train.cpu_workers=2"]), tmp_path / "two")
+    for a, b in zip(one["history"], two["history"], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+    pa, pb = _params(tmp_path / "one"), _params(tmp_path / "two")
+    assert pa.keys() == pb.keys()
+    for k in pa:
+        if k.endswith("attn.k.bias"):  # softmax ignores a per-row shift of the logits: q.b_k is one, so
+            continue  # this gradient is zero up to round-off, which AdamW scales up to steps of size lr
+        torch.testing.assert_close(pb[k], pa[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_worker_runs_are_reproducible(tmp_path: Path) -> None:
+    """Sampled negatives and dropout in two threads: the same run twice gives the same losses and
+    metrics (each shard draws from its own generators, whatever order the threads run in)."""
+    cfg = load_config(None, [*SMALL, "model.dropout=0.3", "train.cpu_workers=2"])
+    a = train_run(cfg, tmp_path / "a")
+    b = train_run(cfg, tmp_path / "b")
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    assert a["final"] == b["final"]
+    pa, pb = _params(tmp_path / "a"), _params(tmp_path / "b")
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_dropout_in_a_worker_draws_from_its_own_generator() -> None:
+    x = torch.ones(4, 1000)
+    drop = Dropout(0.25).train()
+    state = torch.get_rng_state()
+    with dropout_generator(torch.Generator().manual_seed(3)):
+        y = drop(x)
+    assert torch.equal(torch.get_rng_state(), state)  # the process-wide generator is untouched
+    keep = torch.empty_like(x).bernoulli_(0.75, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(y, keep / 0.75)
+    # other threads, and this one after the block, use the process-wide generator as nn.Dropout does
+    seen: list[torch.Tensor] = []
+    with dropout_generator(torch.Generator().manual_seed(3)):
+        t = threading.Thread(target=lambda: (torch.manual_seed(5), seen.append(drop(x))))
+        t.start()
+        t.join()
+    torch.manual_seed(5)
+    torch.testing.assert_close(seen[0], F.dropout(x, 0.25, True))
+    with dropout_generator(torch.Generator().manual_seed(3)):  # evaluation mode: no dropout
+        assert torch.equal(drop.eval()(x), x)
+
+
+def test_attention_dropout_in_a_worker_matches_the_written_out_math() -> None:
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 7, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    bias = torch.randn(2, 7, 7, generator=g, dtype=torch.float64)
+    with dropout_generator(torch.Generator().manual_seed(9)):
+        out = softmax_attention(q, k, v, bias, dropout=0.4)
+    s = (q @ k.transpose(-1, -2) + bias[:, None]) / 2.0  # sqrt(d) = 2
+    a = torch.softmax(s.masked_fill(~causal_mask(7, q.device), float("-inf")), -1)
+    keep = torch.empty_like(a).bernoulli_(0.6, generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(out, (a * keep / 0.6) @ v)
+    with dropout_generator(torch.Generator().manual_seed(9)):  # no dropout: SDPA, same values
+        torch.testing.assert_close(softmax_attention(q, k, v, bias), a @ v)
+
+
+def test_threaded_evaluation_ranks_like_one_thread() -> None:
+    cfg = load_config(None, [f"data.path={shared_file('ml-100k/u.data')}", "data.max_seq_len=50"])
+    data = load_dataset(cfg.data)
+    es = eval_set(make_split(data, cfg.data.split, 50), "test")
+    torch.manual_seed(0)
+    model = build_model(cfg.model.model_copy(update={"width": 16, "depth": 2}), data.num_items, 51)
+    threads = torch.get_num_threads()
+    one = evaluate(model, es, EvalConfig(cpu_workers=1, batch_size=32), torch.device("cpu"))
+    three = evaluate(model, es, EvalConfig(cpu_workers=3, batch_size=32), torch.device("cpu"))
+    assert three == pytest.approx(one, abs=1e-12)
+    assert torch.get_num_threads() == threads
+
+
+def test_workers_keep_order_and_restore_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    with Workers(3) as w:
+        assert torch.get_num_threads() == 1
+        assert w.map(lambda i: i * i, range(10)) == [i * i for i in range(10)]
+    assert torch.get_num_threads() == before
+    assert worker_count(torch.device("cpu"), 4) == 4
+    assert worker_count(torch.device("cpu"), None) == before
+    assert worker_count(torch.device("meta"), 4) == 1
+
+
+def test_workers_with_compile_are_refused() -> None:
+    from scalelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cpu_workers"):
+        load_config(None, ["train.cpu_workers=2", "train.compile=true"])
