@@ -4,7 +4,8 @@ Unit (../shared/reference/peers.md): supervised targets per second, forward + ba
 with 128 sampled negatives, after warm-up, data in memory; real ML-1M (leave-one-out, last 201
 training items per user, batch 128, width 50). Paths: `plain` = shuffled batches, each trimmed to
 its longest row (the default); `bucketed` = `train.bucket_pool: 50`; `fast` = bucketed plus
-`train.negatives_per: sequence` (one draw of negatives per sequence instead of per position). The epoch time is
+`train.negatives_per: sequence` (one draw of negatives per sequence instead of per position);
+`+threads` = the same with `train.cpu_workers` = torch's thread count. The epoch time is
 the epoch's targets divided by the measured rate (the rate is measured on the first batches of the
 epoch's batch order, so it sees the same length mix). MFU = analytic training FLOPs per target
 (scalelab/models/accounting.py) x targets/s / this machine's fp32 matmul peak measured in the same
@@ -12,6 +13,7 @@ run (torch.mm 2048x2048). RecBole 1.2.1's SASRec (CE over all items, one target 
 example) runs in its own environment (.venv-bench, `make bench-env`) in the same invocation.
 
     python bench/bench_train.py [--steps 12] [--reps 3] [--families hstu,hstu_large,sasrec,llama]
+        [--paths plain,fast+threads] [--record NAME] [--no-recbole]
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from scalelab.config import load_config
 from scalelab.data.loader import load_dataset
 from scalelab.data.split import make_split
 from scalelab.models import resolve
+from scalelab.training.cpu_workers import Workers
 from scalelab.training.tasks import make_task
-from scalelab.training.trainer import _batches
+from scalelab.training.trainer import Parallel, _batches, _Loop, _train_step
 
 CONFIGS = {
     "hstu": ["model.family=hstu", "model.depth=2", "model.heads=1"],
@@ -61,20 +64,30 @@ def matmul_peak(reps: int = 5, n: int = 2048) -> float:
     return 2 * n**3 / statistics.median(times)
 
 
-PATHS = {"plain": (None, "position"), "bucketed": (50, "position"), "fast": (50, "sequence")}
+# path: (bucket pool, negatives drawn per, CPU worker threads; 0 = as many as torch's threads)
+PATHS = {
+    "plain": (None, "position", 1),
+    "bucketed": (50, "position", 1),
+    "fast": (50, "sequence", 1),
+    "bucketed+threads": (50, "position", 0),
+    "fast+threads": (50, "sequence", 0),
+}
 
 
 def training_step(
-    name: str, path: Path, variant: str
-) -> tuple[Any, Callable[[torch.Tensor], int], list, dict]:
-    """(task, step, batches, size report) of family `name` on `variant`'s path: `step(rows)` runs one
-    forward + backward + AdamW step on those rows and returns its number of targets."""
-    pool, negatives_per = PATHS[variant]
+    name: str, path: Path, variant: str, workers: int | None = None
+) -> tuple[Any, Callable[[torch.Tensor], int], list, dict, Workers]:
+    """(task, step, batches, size report, worker pool) of family `name` on `variant`'s path: inside
+    `with pool:`, `step(rows)` runs the trainer's optimiser step (forward, backward, AdamW) on those
+    rows and returns its number of targets. `workers` overrides the path's worker threads."""
+    pool_size, negatives_per, threads = PATHS[variant]
+    if workers is None:
+        workers = threads or torch.get_num_threads()
     over = [f"data.path={path}", "data.split=leave_one_out", "data.min_seq_len=2", "model.width=50",
             "model.dropout=0.2", *CONFIGS[name]]  # fmt: skip
-    over.append(f"train.negatives_per={negatives_per}")
-    if pool:
-        over.append(f"train.bucket_pool={pool}")
+    over += [f"train.negatives_per={negatives_per}", f"train.cpu_workers={workers}", "train.device=cpu"]
+    if pool_size:
+        over.append(f"train.bucket_pool={pool_size}")
     cfg = load_config(None, over)
     data = load_dataset(cfg.data)
     task = make_task(cfg, data, make_split(data, cfg.data.split, cfg.data.max_seq_len))
@@ -83,34 +96,35 @@ def training_step(
     model = task.build_model(spec)
     size, _ = task.size(model, spec)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     gen = torch.Generator().manual_seed(0)
-    batches = _batches(torch.randperm(task.num_rows, generator=gen), task.lengths, 128, pool, gen)
+    batches = _batches(torch.randperm(task.num_rows, generator=gen), task.lengths, 128, pool_size, gen)
     dev = torch.device("cpu")
+    loop = _Loop(cfg, task, model, model, Parallel(), opt, sched, dev)
+    pool = Workers(workers)
 
     def step(rows: torch.Tensor) -> int:
-        loss, n = task.loss(model, model, task.batch(rows), gen, dev, "fp32")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return n
+        shards = [task.batch(rows[i::workers]) for i in range(min(workers, len(rows)))]
+        return _train_step(loop, shards, gen, pool)[1]
 
-    return task, step, batches, size
+    return task, step, batches, size, pool
 
 
 def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> dict:
-    task, step, batches, size = training_step(name, path, variant)
-    for rows in batches[:3]:  # warm-up
-        step(rows)
+    task, step, batches, size, pool = training_step(name, path, variant)
     rates = []
-    for r in range(reps):
-        chosen = batches[3 + r * steps : 3 + (r + 1) * steps]
-        t0, n = time.perf_counter(), 0
-        for rows in chosen:
-            n += step(rows)
-        rates.append(n / (time.perf_counter() - t0))
+    with pool:
+        for rows in batches[:3]:  # warm-up
+            step(rows)
+        for r in range(reps):
+            chosen = batches[3 + r * steps : 3 + (r + 1) * steps]
+            t0, n = time.perf_counter(), 0
+            for rows in chosen:
+                n += step(rows)
+            rates.append(n / (time.perf_counter() - t0))
     rate = statistics.median(rates)
     return {
-        "family": name, "path": variant, "targets_per_s": rate,
+        "family": name, "path": variant, "workers": pool.n, "targets_per_s": rate,
         "epoch_targets": task.num_targets, "epoch_s": task.num_targets / rate,
         "flops_per_target": size["flops_per_token"], "achieved_gflops": size["flops_per_token"] * rate / 1e9,
     }  # fmt: skip
@@ -139,17 +153,19 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--families", default="hstu,hstu_large,sasrec,llama,hstu_d8_w64")
     ap.add_argument("--no-recbole", action="store_true")
+    ap.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset of " + ", ".join(PATHS))
+    ap.add_argument("--record", default="bench_train", help="name of the JSON record under results/reference")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     path = ml1m_path()
     peak = matmul_peak()
     rows = []
     for fam in args.families.split(","):
-        for variant in PATHS:
+        for variant in args.paths.split(","):
             r = bench_family(fam, path, args.steps, args.reps, variant)
             r["mfu"] = r["achieved_gflops"] * 1e9 / peak
             rows.append(r)
-            print(f"{fam:12s} {r['path']:8s} {r['targets_per_s']:9,.0f} targets/s  epoch {r['epoch_s']:6.1f} s  "
+            print(f"{fam:12s} {r['path']:16s} {r['targets_per_s']:9,.0f} targets/s  epoch {r['epoch_s']:6.1f} s  "
                   f"MFU {100 * r['mfu']:.1f}%", flush=True)  # fmt: skip
     peak_after = matmul_peak()
     rec = {} if args.no_recbole else recbole(args.steps)
@@ -163,7 +179,7 @@ def main() -> None:
         "machine": machine(), "matmul_peak_gflops": [peak / 1e9, peak_after / 1e9], "steps": args.steps,
         "reps": args.reps, "rows": rows, "recbole_sasrec": rec,
     }  # fmt: skip
-    print("written", write_record("bench_train", record))
+    print("written", write_record(args.record, record))
 
 
 if __name__ == "__main__":

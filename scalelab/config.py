@@ -319,8 +319,8 @@ class TrainConfig(StrictModel):
         ge=1,
         le=1024,
         description="On a CPU, split each batch among this many threads, each running operators on one "
-        "core, and sum their gradients (1.2-1.5x on two cores for these model sizes, bench/bench_cpu_workers.py); "
-        "set it to the trial's CPU count. Every worker draws its negatives and dropout masks from its own "
+        "core, and sum their gradients (on two cores 1.2x for depth 8 and for the fast path, 0.9x for "
+        "depth 2 on the default path: bench/bench_cpu_workers.py); set it to the trial's CPU count. Every worker draws its negatives and dropout masks from its own "
         "generator, so a run is reproducible for a given count, but changing the count changes the draws. "
         "1 = one thread pool for the whole batch (PyTorch's default). Ignored off the CPU.",
     )
@@ -364,14 +364,6 @@ class EvalConfig(StrictModel):
         ge=1,
         description="Full ranking scores the catalogue in chunks of this many items, so memory stays "
         "bounded (batch_size x item_chunk scores) for catalogues of millions of items.",
-    )
-    cpu_workers: int | None = Field(
-        None,
-        ge=1,
-        le=1024,
-        description="On a CPU, full ranking shares the batches among this many threads, each running "
-        "operators on one core (faster than splitting every operator between cores at these sizes); "
-        "null = torch's intra-op thread count. Same ranks for any count.",
     )
     monitor: str | None = Field(
         None,

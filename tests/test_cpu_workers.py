@@ -1,6 +1,6 @@
 """CPU worker threads (training/cpu_workers.py): a sharded step computes the full batch's gradient,
-runs are reproducible for a given worker count, dropout in a worker draws from its own generator,
-and the threaded evaluation ranks exactly as the single-threaded one."""
+runs are reproducible for a given worker count, and dropout in a worker draws from its own
+generator."""
 
 from __future__ import annotations
 
@@ -10,16 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import shared_file
 
-from scalelab.config import EvalConfig, load_config
-from scalelab.data.loader import load_dataset
-from scalelab.data.split import make_split
-from scalelab.models import build_model
+from scalelab.config import load_config
 from scalelab.models.blocks import Dropout, causal_mask, dropout_generator, softmax_attention
-from scalelab.training.batches import eval_set
 from scalelab.training.cpu_workers import Workers, worker_count
-from scalelab.training.evaluate import evaluate
 from scalelab.training.trainer import train_run
 
 SMALL = [
@@ -103,19 +97,6 @@ def test_attention_dropout_in_a_worker_matches_the_written_out_math() -> None:
     torch.testing.assert_close(out, (a * keep / 0.6) @ v)
     with dropout_generator(torch.Generator().manual_seed(9)):  # no dropout: SDPA, same values
         torch.testing.assert_close(softmax_attention(q, k, v, bias), a @ v)
-
-
-def test_threaded_evaluation_ranks_like_one_thread() -> None:
-    cfg = load_config(None, [f"data.path={shared_file('ml-100k/u.data')}", "data.max_seq_len=50"])
-    data = load_dataset(cfg.data)
-    es = eval_set(make_split(data, cfg.data.split, 50), "test")
-    torch.manual_seed(0)
-    model = build_model(cfg.model.model_copy(update={"width": 16, "depth": 2}), data.num_items, 51)
-    threads = torch.get_num_threads()
-    one = evaluate(model, es, EvalConfig(cpu_workers=1, batch_size=32), torch.device("cpu"))
-    three = evaluate(model, es, EvalConfig(cpu_workers=3, batch_size=32), torch.device("cpu"))
-    assert three == pytest.approx(one, abs=1e-12)
-    assert torch.get_num_threads() == threads
 
 
 def test_workers_keep_order_and_restore_the_thread_count() -> None:

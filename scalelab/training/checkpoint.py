@@ -19,7 +19,7 @@ _RESUMABLE_CHANGES = {
     "output_dir": None,
     "tracking": None,
     "train": {"epochs", "patience", "eval_every", "device", "token_budget", "compile"},
-    "eval": {"batch_size", "item_chunk", "cpu_workers"},
+    "eval": {"batch_size", "item_chunk"},
 }
 
 # Settings introduced after checkpoints existed: left out of the fingerprint while they hold the value

@@ -14,7 +14,6 @@ import torch
 from scalelab.config import EvalConfig
 from scalelab.models.base import RetrievalModel
 from scalelab.training.batches import EvalSet
-from scalelab.training.cpu_workers import Workers, worker_count
 from scalelab.training.device import autocast
 from scalelab.training.metrics import metrics_from_ranks, ranks_from_scores
 
@@ -39,17 +38,17 @@ def evaluate(
     table = model.item_embeddings().float()  # (I, D), row i-1 = item i
     num_items = table.shape[0]
     gen = torch.Generator(device=device).manual_seed(seed)
+    ranks = []
     batches = data.by_length(cfg.batch_size)
     if shard is not None:
         batches = batches[shard[0] :: shard[1]]
-
-    @torch.inference_mode()  # inference mode is thread-local: set it in the worker too
-    def rank(rows: torch.Tensor) -> torch.Tensor:
+    for rows in batches:
         items, ts, qt, targets = (t.to(device) for t in data.batch(rows))
         with autocast(device, precision):
             users = model.last_state(items, ts, qt)
         if cfg.mode == "full" and num_items > cfg.item_chunk:
-            return _chunked_ranks(users.float(), table, items, targets, cfg)
+            ranks.append(_chunked_ranks(users.float(), table, items, targets, cfg))
+            continue
         scores = users.float() @ table.T  # (B, I)
         exclude = None
         if cfg.filter_history:
@@ -57,14 +56,9 @@ def evaluate(
             seen.scatter_(1, items, True)
             exclude = seen[:, 1:]
         if cfg.mode == "full":
-            return ranks_from_scores(scores, targets - 1, exclude)
-        return _sampled_ranks(scores, targets - 1, exclude, cfg.num_candidates, gen)
-
-    # full ranking on a CPU: batches shared among worker threads, longest first so that they finish
-    # together (cpu_workers.py); sampled mode draws from one generator, in batch order
-    workers = worker_count(device, cfg.cpu_workers) if cfg.mode == "full" else 1
-    with Workers(workers) as pool:
-        ranks = pool.map(rank, batches[::-1])[::-1] if workers > 1 else pool.map(rank, batches)
+            ranks.append(ranks_from_scores(scores, targets - 1, exclude))
+        else:
+            ranks.append(_sampled_ranks(scores, targets - 1, exclude, cfg.num_candidates, gen))
     model.train(was_training)
     local = torch.cat(ranks).cpu() if ranks else torch.empty(0, dtype=torch.float64)
     if shard is not None:
