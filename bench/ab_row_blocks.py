@@ -32,7 +32,8 @@ def square(q, k, v, bias_rows, divisor, row_block=32):  # the whole square, bias
 
 
 def ab(name: str, variant: str, steps: int, reps: int) -> dict:
-    _, step, batches, _, _ = training_step(name, ml1m_path(), variant, workers=1)
+    ts = training_step(name, ml1m_path(), variant, workers=1)
+    step, batches = ts.step, ts.batches
 
     for rows in batches[:2]:  # warm-up
         step(rows)

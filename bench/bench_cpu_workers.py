@@ -27,14 +27,14 @@ from common import machine, ml1m_path, write_record
 def ab_train(name: str, variant: str, threads: int, steps: int, reps: int) -> dict:
     arms = {w: training_step(name, ml1m_path(), variant, workers=w) for w in (1, threads)}
     rates: dict[int, list[float]] = {w: [] for w in arms}
-    batches = arms[1][2]
+    batches = arms[1].batches
     for r in range(reps + 1):  # the first round warms up
         chosen = batches[r * steps : (r + 1) * steps]
-        for w, (_, step, _, _, pool) in arms.items():
-            with pool:
+        for w, ts in arms.items():
+            with ts.pool:
                 t0, n = time.perf_counter(), 0
                 for rows in chosen:
-                    n += step(rows)
+                    n += ts.step(rows)
                 if r:
                     rates[w].append(n / (time.perf_counter() - t0))
     one, many = statistics.median(rates[1]), statistics.median(rates[threads])

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -74,12 +74,20 @@ PATHS = {
 }
 
 
-def training_step(
-    name: str, path: Path, variant: str, workers: int | None = None
-) -> tuple[Any, Callable[[torch.Tensor], int], list, dict, Workers]:
-    """(task, step, batches, size report, worker pool) of family `name` on `variant`'s path: inside
-    `with pool:`, `step(rows)` runs the trainer's optimiser step (forward, backward, AdamW) on those
-    rows and returns its number of targets. `workers` overrides the path's worker threads."""
+class TrainingStep(NamedTuple):
+    """The trainer's optimiser step of one family on one path: inside `with pool:`, `step(rows)` runs
+    forward, backward and AdamW on those rows and returns their number of targets."""
+
+    task: Any
+    model: torch.nn.Module
+    step: Callable[[torch.Tensor], int]
+    batches: list[torch.Tensor]  # one epoch's batches, in training order
+    size: dict  # the task's size report (parameters, FLOPs per target)
+    pool: Workers
+
+
+def training_step(name: str, path: Path, variant: str, workers: int | None = None) -> TrainingStep:
+    """Family `name` on `variant`'s path (PATHS); `workers` overrides the path's worker threads."""
     pool_size, negatives_per, threads = PATHS[variant]
     if workers is None:
         workers = threads or torch.get_num_threads()
@@ -107,26 +115,26 @@ def training_step(
         shards = [task.batch(rows[i::workers]) for i in range(min(workers, len(rows)))]
         return _train_step(loop, shards, gen, pool)[1]
 
-    return task, step, batches, size, pool
+    return TrainingStep(task, model, step, batches, size, pool)
 
 
 def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> dict:
-    task, step, batches, size, pool = training_step(name, path, variant)
+    ts = training_step(name, path, variant)
     rates = []
-    with pool:
-        for rows in batches[:3]:  # warm-up
-            step(rows)
+    with ts.pool:
+        for rows in ts.batches[:3]:  # warm-up
+            ts.step(rows)
         for r in range(reps):
-            chosen = batches[3 + r * steps : 3 + (r + 1) * steps]
+            chosen = ts.batches[3 + r * steps : 3 + (r + 1) * steps]
             t0, n = time.perf_counter(), 0
             for rows in chosen:
-                n += step(rows)
+                n += ts.step(rows)
             rates.append(n / (time.perf_counter() - t0))
     rate = statistics.median(rates)
     return {
-        "family": name, "path": variant, "workers": pool.n, "targets_per_s": rate,
-        "epoch_targets": task.num_targets, "epoch_s": task.num_targets / rate,
-        "flops_per_target": size["flops_per_token"], "achieved_gflops": size["flops_per_token"] * rate / 1e9,
+        "family": name, "path": variant, "workers": ts.pool.n, "targets_per_s": rate,
+        "epoch_targets": ts.task.num_targets, "epoch_s": ts.task.num_targets / rate,
+        "flops_per_target": ts.size["flops_per_token"], "achieved_gflops": ts.size["flops_per_token"] * rate / 1e9,
     }  # fmt: skip
 
 

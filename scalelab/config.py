@@ -319,8 +319,8 @@ class TrainConfig(StrictModel):
         ge=1,
         le=1024,
         description="On a CPU, split each batch among this many threads, each running operators on one "
-        "core, and sum their gradients (on two cores 1.2x for depth 8 and for the fast path, 0.9x for "
-        "depth 2 on the default path: bench/bench_cpu_workers.py); set it to the trial's CPU count. Every worker draws its negatives and dropout masks from its own "
+        "core, and sum their gradients (1.2-1.5x the step rate on two cores: bench/bench_cpu_workers.py); "
+        "set it to the trial's CPU count. Every worker draws its negatives and dropout masks from its own "
         "generator, so a run is reproducible for a given count, but changing the count changes the draws. "
         "1 = one thread pool for the whole batch (PyTorch's default). Ignored off the CPU.",
     )

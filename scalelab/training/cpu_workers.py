@@ -5,9 +5,9 @@ With a few cores, PyTorch's intra-op threads split each operator between them; a
 these models (width 50-64, a few hundred positions per row) many operators are too small to split
 well or are not parallelised at all, and every split operator ends in a barrier. One share of the
 batch per core, operators single-threaded, can keep the cores busier (PyTorch releases the GIL
-inside operators). Measured on two cores (bench/bench_cpu_workers.py, same-process A/B): 1.2x for
-HSTU at depth 8 and for depth 2 on the bucketed path with negatives per sequence, 0.9x for depth 2
-on the default path; the all-user evaluation gained nothing (0.97-1.08x), so it does not use them.
+inside operators). Measured on two cores (bench/bench_cpu_workers.py, same-process A/B): 1.2-1.5x
+the training step rate of HSTU, HSTU-large and SASRec on the default and fast paths (an earlier,
+noisier run: 0.9-1.3x); the all-user evaluation gained nothing (0.97-1.08x), so it does not use them.
 Written here because PyTorch has no in-process data parallelism on CPU (DistributedDataParallel
 needs a process per worker and a collective per step).
 
