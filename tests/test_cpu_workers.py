@@ -10,25 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_training import SMALL as TRAINING_SMALL
 
 from scalelab.config import load_config
 from scalelab.models.blocks import Dropout, causal_mask, dropout_generator, softmax_attention
 from scalelab.training.cpu_workers import Workers, worker_count
 from scalelab.training.trainer import train_run
 
-SMALL = [
-    "data.synthetic.num_users=300",
-    "data.synthetic.num_items=80",
-    "data.synthetic.mean_seq_len=20",
-    "data.max_seq_len=20",
-    "model.width=16",
-    "model.depth=2",
-    "train.batch_size=64",
-    "train.device=cpu",
-    "train.epochs=2",
-    "eval.ks=[10]",
-    "tracking.mlflow_uri=null",
-]
+# test_training's small synthetic run, two blocks deep (each later setting overrides an earlier one)
+SMALL = [*TRAINING_SMALL, "model.depth=2", "train.epochs=2", "tracking.mlflow_uri=null"]
 
 
 def _params(run_dir: Path) -> dict[str, torch.Tensor]:
