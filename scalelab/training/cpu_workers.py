@@ -29,12 +29,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def worker_count(device: torch.device, requested: int | None) -> int:
-    """Worker threads for `device`: 1 off the CPU; `requested`, or (None) this process's intra-op
-    thread count, on the CPU."""
-    if device.type != "cpu":
-        return 1
-    return max(1, requested if requested is not None else torch.get_num_threads())
+def worker_count(device: torch.device, requested: int) -> int:
+    """Worker threads for `device`: `requested` on the CPU, 1 elsewhere (accelerators keep one
+    stream of large kernels)."""
+    return max(1, requested) if device.type == "cpu" else 1
 
 
 @contextmanager
