@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import training_step
+from bench_train import targets_per_s, training_step
 from common import machine, ml1m_path, write_record
 
 import scalelab.models.fuxi_alpha as fuxi
@@ -43,10 +43,7 @@ def ab(name: str, variant: str, steps: int, reps: int) -> dict:
             chosen = batches[2 + r * steps : 2 + (r + 1) * steps]
             for label, fn, rows_per_block in (("square", square, 10**9), ("rows", causal_silu_attention, 32)):
                 hstu.causal_silu_attention, fuxi.ROW_BLOCK = fn, rows_per_block
-                t0, n = time.perf_counter(), 0
-                for rows in chosen:
-                    n += step(rows)
-                rates[label].append(n / (time.perf_counter() - t0))
+                rates[label].append(targets_per_s(step, chosen))
     finally:
         hstu.causal_silu_attention, fuxi.ROW_BLOCK = causal_silu_attention, 32
     out = {k: statistics.median(v) for k, v in rates.items()}

@@ -23,7 +23,7 @@ from common import machine, ml1m_path, write_record
 
 def measure(family: str, path: str, compiled: bool, steps: int) -> dict:
     """In this process: warm-up (compilation included) over 8 steps, then 3 x `steps` timed steps."""
-    from bench_train import training_step
+    from bench_train import targets_per_s, training_step
 
     from scalelab.training.trainer import _compile
 
@@ -35,12 +35,7 @@ def measure(family: str, path: str, compiled: bool, steps: int) -> dict:
     for rows in batches[:8]:
         step(rows)
     warm = time.perf_counter() - t0
-    rates = []
-    for r in range(3):
-        t0, n = time.perf_counter(), 0
-        for rows in batches[8 + r * steps : 8 + (r + 1) * steps]:
-            n += step(rows)
-        rates.append(n / (time.perf_counter() - t0))
+    rates = [targets_per_s(step, batches[8 + r * steps : 8 + (r + 1) * steps]) for r in range(3)]
     return {"compiled": compiled, "warm_up_s": warm, "targets_per_s": statistics.median(rates)}
 
 

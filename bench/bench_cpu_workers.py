@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import training_step
+from bench_train import targets_per_s, training_step
 from common import machine, ml1m_path, write_record
 
 
@@ -32,11 +32,9 @@ def ab_train(name: str, variant: str, threads: int, steps: int, reps: int) -> di
         chosen = batches[r * steps : (r + 1) * steps]
         for w, ts in arms.items():
             with ts.pool:
-                t0, n = time.perf_counter(), 0
-                for rows in chosen:
-                    n += ts.step(rows)
-                if r:
-                    rates[w].append(n / (time.perf_counter() - t0))
+                rate = targets_per_s(ts.step, chosen)
+            if r:
+                rates[w].append(rate)
     one, many = statistics.median(rates[1]), statistics.median(rates[threads])
     return {"family": name, "path": variant, "workers": threads, "one_pool_targets_per_s": one,
             "workers_targets_per_s": many, "speedup": many / one}  # fmt: skip

@@ -118,6 +118,14 @@ def training_step(name: str, path: Path, variant: str, workers: int | None = Non
     return TrainingStep(task, model, step, batches, size, pool)
 
 
+def targets_per_s(step: Callable[[torch.Tensor], int], batches: list[torch.Tensor]) -> float:
+    """Training targets per second of `step` over `batches`, one after another."""
+    t0, n = time.perf_counter(), 0
+    for rows in batches:
+        n += step(rows)
+    return n / (time.perf_counter() - t0)
+
+
 def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> dict:
     ts = training_step(name, path, variant)
     rates = []
@@ -125,11 +133,7 @@ def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> 
         for rows in ts.batches[:3]:  # warm-up
             ts.step(rows)
         for r in range(reps):
-            chosen = ts.batches[3 + r * steps : 3 + (r + 1) * steps]
-            t0, n = time.perf_counter(), 0
-            for rows in chosen:
-                n += ts.step(rows)
-            rates.append(n / (time.perf_counter() - t0))
+            rates.append(targets_per_s(ts.step, ts.batches[3 + r * steps : 3 + (r + 1) * steps]))
     rate = statistics.median(rates)
     return {
         "family": name, "path": variant, "workers": ts.pool.n, "targets_per_s": rate,

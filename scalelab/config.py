@@ -328,7 +328,7 @@ class TrainConfig(StrictModel):
     @model_validator(mode="after")
     def _check_workers(self) -> TrainConfig:
         if self.cpu_workers > 1 and self.compile:
-            raise ValueError("train.cpu_workers > 1 does not combine with train.compile")
+            raise ValueError("cpu_workers > 1 does not combine with compile")
         return self
 
     @field_validator("betas")

@@ -12,15 +12,14 @@ Written here because PyTorch has no in-process data parallelism on CPU (Distribu
 needs a process per worker and a collective per step).
 
 Gradient mode, inference mode and autocast are thread-local in PyTorch: the functions run in the
-workers set their own. Randomness in a worker comes from its own generators (see `blocks.dropout`),
+workers set their own. Randomness in a worker comes from its own generators (`blocks.dropout_generator`),
 so a run with a given number of workers is reproducible.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 import torch
@@ -35,31 +34,20 @@ def worker_count(device: torch.device, requested: int) -> int:
     return max(1, requested) if device.type == "cpu" else 1
 
 
-@contextmanager
-def single_threaded_ops() -> Iterator[None]:
-    """Operators run on the calling thread only (PyTorch's thread count is process-wide); restored
-    on exit."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class Workers:
-    """A pool of `n` threads with operators single-threaded while it is open. `map` keeps the input
-    order; with n = 1 it runs on the calling thread and changes nothing."""
+    """A pool of `n` threads; while it is open, operators run on the calling thread only (torch's
+    thread count is process-wide: set to 1, restored on exit). `map` keeps the input order; with
+    n = 1 it runs on the calling thread and changes nothing."""
 
     def __init__(self, n: int) -> None:
         self.n = n
         self._pool: ThreadPoolExecutor | None = None
-        self._threads: AbstractContextManager[None] | None = None
+        self._threads_before = 0
 
     def __enter__(self) -> Workers:
         if self.n > 1:
-            self._threads = single_threaded_ops()
-            self._threads.__enter__()
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
             self._pool = ThreadPoolExecutor(self.n, thread_name_prefix="scalelab-cpu")
         return self
 
@@ -67,9 +55,7 @@ class Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self._threads is not None:
-            self._threads.__exit__(None, None, None)
-            self._threads = None
+            torch.set_num_threads(self._threads_before)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self._pool is None:
