@@ -1,19 +1,29 @@
 """The fitting engine, separate from the laws.
 
 - Objective: the SUM of Huber losses of the residuals (in the law's space), not their mean: with
-  the mean, optimiser tolerances stop the search early (the Epoch replication of Chinchilla).
+  the mean, optimiser tolerances stop the search early (the Epoch replication of Chinchilla). The
+  Huber delta is scaled to the noise: a least-squares fit first, then delta = 1.345 x the robust
+  (MAD) residual scale, the usual 95%-efficiency choice, refitted. A fixed delta far below the noise
+  turns the fit into least absolute deviations, far above it into plain least squares.
 - Gradient: exact, from the law's Jacobian.
 - Search: every start is scored, the best `refine` are refined (scipy's trust-region least squares
-  with the Huber loss, tight tolerances, exact Jacobian, bounds);
-  the best optimum wins, and the gap to the best *different* optimum is reported, so a result that
-  depends on which start won by luck shows up.
-- Uncertainty: bootstrap over points (or over groups, e.g. configurations with several seeds),
-  percentile intervals. Each resample is refined from the full-data optimum.
+  with the Huber loss, tight tolerances, exact Jacobian, bounds); the best optimum wins, and the gap
+  to the best *different* optimum is reported, so a result that depends on which start won shows up.
+- Identifiability: a parameter that needs a variable with fewer than 3 distinct values is fixed
+  (Param.fixed) and reported as not identifiable, never given an interval.
+- Uncertainty: bootstrap, percentile intervals, each resample refined from the full-data optimum.
+  "residual" (default): the design is kept and leverage-scaled residuals are resampled, the bootstrap
+  for designed experiments (a grid of configurations); "case": points (or groups, e.g. seeds of one
+  configuration) are resampled. The default was chosen by measured coverage (bench/fit_coverage.py,
+  results/reference/fit.md).
+- Guards: parameters at or with intervals reaching a bound, outlier points, intervals far wider than
+  the data, a law's own readings (e.g. a Performance-Law term with a minimum).
 - Validation: in-sample R^2 and RMSE; out-of-sample by holding out the largest configurations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +31,31 @@ from scipy.optimize import least_squares
 
 from fitters.base import FitResult, Law
 
-DEFAULT_DELTA = 1e-3
+MIN_DISTINCT = 3  # distinct values a variable needs before its parameters are fitted
+OUTLIER_Z = 5.0  # robust residual z-score beyond which a point is listed as an outlier
+HUBER_K = 1.345
+METHODS = ("residual", "case")
+
+
+# ------------------------------------------------------------------------------- spaces and residuals
+
+
+def link(law: Law, y: np.ndarray) -> np.ndarray:
+    """y in the space where residuals are measured."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if law.space == "log":
+            return np.log(y)
+        if law.space == "log_gap":
+            return np.log(law.gap(y))  # type: ignore[attr-defined]
+    return y
+
+
+def unlink(law: Law, t: np.ndarray) -> np.ndarray:
+    if law.space == "log":
+        return np.exp(t)
+    if law.space == "log_gap":
+        return law.ceiling - np.exp(t)  # type: ignore[attr-defined]
+    return t
 
 
 def _huber_sum(r: np.ndarray, delta: float) -> float:
@@ -29,68 +63,86 @@ def _huber_sum(r: np.ndarray, delta: float) -> float:
     return float(np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta)).sum())
 
 
-def _residuals(law: Law, X: np.ndarray, y: np.ndarray):
-    """Residual function and its Jacobian in the law's space."""
-    target = np.log(y) if law.space == "log" else y
+class Problem:
+    """A law, its data and which parameters are free: residuals and Jacobian over the free ones."""
 
-    def res(theta: np.ndarray) -> np.ndarray:
-        pred = law.predict(X, theta)
-        if law.space == "log":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = np.log(pred) - target
-        else:
-            r = pred - target
+    def __init__(self, law: Law, X: np.ndarray, y: np.ndarray, free: np.ndarray, fixed: np.ndarray):
+        self.law, self.X, self.free, self.fixed = law, X, free, fixed
+        self.target = link(law, y)
+
+    def full(self, theta_free: np.ndarray) -> np.ndarray:
+        theta = self.fixed.copy()
+        theta[self.free] = theta_free
+        return theta
+
+    def res(self, theta_free: np.ndarray) -> np.ndarray:
+        pred = self.law.predict(self.X, self.full(theta_free))
+        r = link(self.law, pred) - self.target
         return np.where(np.isfinite(r), r, 1e6)
 
-    def jac(theta: np.ndarray) -> np.ndarray:
-        pred, j = law.evaluate(X, theta)
-        if law.space == "log":
+    def jac(self, theta_free: np.ndarray) -> np.ndarray:
+        pred, j = self.law.evaluate(self.X, self.full(theta_free))
+        if self.law.space == "log":
             j = j / np.where(pred > 0, pred, np.inf)[:, None]
+        elif self.law.space == "log_gap":
+            gap = self.law.gap(pred)  # type: ignore[attr-defined]
+            j = -j / np.where(gap > 0, gap, np.inf)[:, None]
+        j = j[:, self.free]
         return np.where(np.isfinite(j), j, 0.0)
 
-    return res, jac
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        b = [b for b, f in zip(self.law.bounds(), self.free, strict=True) if f]
+        lo = np.array([-np.inf if x[0] is None else x[0] for x in b])
+        hi = np.array([np.inf if x[1] is None else x[1] for x in b])
+        return lo, hi
+
+    def with_target(self, y: np.ndarray) -> Problem:
+        return Problem(self.law, self.X, y, self.free, self.fixed)
+
+    def subset(self, idx: np.ndarray, y: np.ndarray) -> Problem:
+        return Problem(self.law, self.X[idx], y[idx], self.free, self.fixed)
 
 
 def _refine(
-    law: Law, X: np.ndarray, y: np.ndarray, theta0: np.ndarray, delta: float, tol: float = 1e-12
+    prob: Problem, theta0: np.ndarray, delta: float, tol: float = 1e-12
 ) -> tuple[np.ndarray, float, bool]:
-    """Minimise sum_i Huber_delta(r_i) from theta0: scipy's trust-region least squares with the Huber
-    loss (f_scale = delta makes its objective exactly that sum) and the law's exact Jacobian."""
-    res, jac = _residuals(law, X, y)
-    bounds = law.bounds()
-    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
-    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds])
+    """Minimise sum_i Huber_delta(r_i) over the free parameters from theta0 (free part): scipy's
+    trust-region least squares with the Huber loss (f_scale = delta makes its objective exactly that
+    sum; delta = inf is plain least squares) and the law's exact Jacobian."""
+    lo, hi = prob.bounds()
     eps = 1e-9 * np.maximum(1.0, np.where(np.isfinite(lo), np.abs(lo), 1.0))
     x0 = np.clip(theta0, np.where(np.isfinite(lo), lo + eps, lo), np.where(np.isfinite(hi), hi - eps, hi))
-    opts = {
-        "jac": jac,
-        "loss": "huber",
-        "f_scale": delta,
+    opts: dict[str, Any] = {
+        "jac": prob.jac,
         "method": "trf",
         "ftol": tol,
         "xtol": tol,
         "gtol": tol,
         "max_nfev": 1000,
     }
+    if np.isfinite(delta):
+        opts.update(loss="huber", f_scale=delta)
     # The unconstrained solve is about twice as fast; the bounded one runs only when it is needed.
-    out = least_squares(res, x0, **opts)
+    out = least_squares(prob.res, x0, **opts)
     if not (np.all(out.x >= lo) and np.all(out.x <= hi)):
-        out = least_squares(res, x0, bounds=(lo, hi), **opts)
-    return out.x, _huber_sum(res(out.x), delta), bool(out.status > 0)
+        out = least_squares(prob.res, x0, bounds=(lo, hi), **opts)
+    r = prob.res(out.x)
+    loss = _huber_sum(r, delta) if np.isfinite(delta) else 0.5 * float(r @ r)
+    return out.x, loss, bool(out.status > 0)
 
 
 def _search(
-    law: Law,
-    X: np.ndarray,
-    y: np.ndarray,
-    delta: float,
-    refine: int,
-    extra_starts: list[np.ndarray] | None = None,
+    prob: Problem, delta: float, refine: int, extra: list[np.ndarray] | None = None
 ) -> tuple[np.ndarray, float, bool, float]:
-    res, _ = _residuals(law, X, y)
-    starts = list(law.starts(X, y)) + list(extra_starts or [])
-    scored = sorted(starts, key=lambda t: _huber_sum(res(t), delta))[:refine]
-    results = sorted((_refine(law, X, y, s0, delta) for s0 in scored), key=lambda r: r[1])
+    starts = [s[prob.free] for s in prob.law.starts(prob.X, unlink(prob.law, prob.target))]
+    starts += list(extra or [])
+
+    def score(t: np.ndarray) -> float:
+        r = prob.res(t)
+        return _huber_sum(r, delta) if np.isfinite(delta) else 0.5 * float(r @ r)
+
+    scored = sorted(starts, key=score)[:refine]
+    results = sorted((_refine(prob, s0, delta) for s0 in scored), key=lambda r: r[1])
     best_theta, best_loss, ok = results[0]
     # runner-up: the best optimum whose parameters differ materially from the winner's
     spread = 0.0
@@ -101,11 +153,28 @@ def _search(
     return best_theta, best_loss, ok, spread
 
 
+def robust_scale(r: np.ndarray, n_free: int) -> float:
+    """MAD scale of residuals, corrected for the degrees of freedom the fit used."""
+    n = len(r)
+    mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    return mad * np.sqrt(n / max(n - n_free, 1))
+
+
 def _quality(law: Law, X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> tuple[float, float]:
     pred = law.predict(X, theta)
     ss_res = float(np.sum((y - pred) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     return (1 - ss_res / ss_tot) if ss_tot > 0 else float("nan"), float(np.sqrt(ss_res / len(y)))
+
+
+def identifiable_mask(law: Law, X: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Which parameters the data can pin down, and the distinct-value count of each variable."""
+    distinct = {v: len(np.unique(X[:, j])) for j, v in enumerate(law.variables)}
+    free = np.array([not p.needs or any(distinct[v] >= MIN_DISTINCT for v in p.needs) for p in law.params])
+    return free, distinct
+
+
+# ------------------------------------------------------------------------------------------- fit
 
 
 def fit(
@@ -115,61 +184,157 @@ def fit(
     *,
     bootstrap: int = 1000,
     groups: np.ndarray | None = None,
-    delta: float = DEFAULT_DELTA,
+    delta: float | None = None,
     refine: int = 8,
     seed: int = 0,
     holdout: int = 0,
     size: np.ndarray | None = None,
     level: float = 0.95,
+    method: str = "residual",
+    progress: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Fit `law` to (X, y); see the module docstring. `holdout` = number of largest configs held out
-    (by `size`, default the product of the variables) for the out-of-sample check."""
+    (by `size`, default the product of the variables) for the out-of-sample check. `delta` = None
+    scales the Huber delta to the noise. `progress(done, total)` is called during the bootstrap."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
     if X.ndim == 1:
         X = X[:, None]
+    if method not in METHODS:
+        raise ValueError(f"unknown interval method {method!r}; known: {', '.join(METHODS)}")
     p = len(law.params)
     if len(y) < p:
         raise ValueError(f"{len(y)} points cannot determine the {p} parameters of the {law.name} law")
-    if law.space == "log" and np.any(y <= 0):
-        raise ValueError(f"the {law.name} law is fitted in log space and needs positive values")
-    if hasattr(law, "prepare"):
-        law.prepare(X)
-    theta, loss, ok, spread = _search(law, X, y, delta, refine)
+    if law.space != "linear" and not np.all(np.isfinite(link(law, y))):
+        what = "positive values" if law.space == "log" else f"values below {law.ceiling:g}"  # type: ignore[attr-defined]
+        raise ValueError(f"the {law.name} law is fitted in log space and needs {what}")
+    law = law.bind(X)
+    free, distinct = identifiable_mask(law, X)
+    fixed = np.array([prm.fixed for prm in law.params], dtype=float)
+    prob = Problem(law, X, y, free, fixed)
+    n_free = int(free.sum())
+
+    theta_f, loss, ok, spread = _search(prob, np.inf if delta is None else delta, refine)
+    noise = robust_scale(prob.res(theta_f), n_free)
+    if delta is None:  # scale the Huber delta to the noise, then refit from the least-squares optimum
+        scale = float(np.median(np.abs(prob.target))) or 1.0
+        delta = max(HUBER_K * noise, 1e-9 * scale)
+        theta_f, loss, ok, spread = _search(prob, delta, refine, extra=[theta_f])
+        noise = robust_scale(prob.res(theta_f), n_free)
+    theta = prob.full(theta_f)
     r2, rmse = _quality(law, X, y, theta)
-    result = FitResult(law, theta, loss, ok, len(y), r2, rmse, start_spread=spread)
+    result = FitResult(law, theta, loss, ok, len(y), r2, rmse, start_spread=spread, free=free)
+    result.huber_delta, result.noise, result.interval_method = float(delta), float(noise), method
 
     if bootstrap:
-        rng = np.random.default_rng(seed)
-        ids = np.unique(groups) if groups is not None else np.arange(len(y))
-        thetas = []
-        for _ in range(bootstrap):
-            pick = rng.choice(ids, size=len(ids), replace=True)
-            idx = np.concatenate([np.flatnonzero(groups == g) for g in pick]) if groups is not None else pick
-            thetas.append(_refine(law, X[idx], y[idx], theta, delta, tol=1e-9)[0])
-        result.bootstrap_thetas = np.array(thetas)
+        result.bootstrap_thetas = _bootstrap(prob, theta_f, delta, bootstrap, seed, method, groups, progress)
         a = (1 - level) / 2
         lo, hi = np.quantile(result.bootstrap_thetas, [a, 1 - a], axis=0)
-        result.ci = {prm.name: (float(l_), float(h_)) for prm, l_, h_ in zip(law.params, lo, hi, strict=True)}
-
-    result.warnings = _warnings(law, X, theta, ok, len(y), p)
+        result.ci = {
+            prm.name: (float(l_), float(h_))
+            for prm, l_, h_, f in zip(law.params, lo, hi, free, strict=True)
+            if f
+        }
+    result.outliers = _outliers(prob, theta_f, noise)
+    result.warnings = _warnings(result, X, y, distinct, n_free)
     if holdout:
         result.holdout = _holdout(law, X, y, holdout, size, delta, refine)
     return result
 
 
-def _warnings(law: Law, X: np.ndarray, theta: np.ndarray, ok: bool, n: int, p: int) -> list[str]:
+def _bootstrap(
+    prob: Problem,
+    theta_f: np.ndarray,
+    delta: float,
+    n: int,
+    seed: int,
+    method: str,
+    groups: np.ndarray | None,
+    progress: Callable[[int, int], None] | None,
+) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    law = prob.law
+    thetas = []
+    if method == "residual":
+        fitted = link(law, law.predict(prob.X, prob.full(theta_f)))
+        r = -prob.res(theta_f)  # target - fitted
+        r = (r - r.mean()) * np.sqrt(len(r) / max(len(r) - len(theta_f), 1))  # leverage-scaled, centred
+        for i in range(n):
+            y_star = unlink(law, fitted + rng.choice(r, size=len(r), replace=True))
+            thetas.append(prob.full(_refine(prob.with_target(y_star), theta_f, delta, tol=1e-9)[0]))
+            if progress:
+                progress(i + 1, n)
+    else:
+        y = unlink(law, prob.target)
+        ids = np.unique(groups) if groups is not None else np.arange(len(y))
+        for i in range(n):
+            pick = rng.choice(ids, size=len(ids), replace=True)
+            idx = np.concatenate([np.flatnonzero(groups == g) for g in pick]) if groups is not None else pick
+            thetas.append(prob.full(_refine(prob.subset(idx, y), theta_f, delta, tol=1e-9)[0]))
+            if progress:
+                progress(i + 1, n)
+    return np.array(thetas)
+
+
+def _outliers(prob: Problem, theta_f: np.ndarray, noise: float) -> list[int]:
+    """Points whose residual is more than OUTLIER_Z robust noise units off the fit."""
+    if len(prob.target) < int(prob.free.sum()) + 3 or noise <= 0:
+        return []
+    r = prob.res(theta_f)
+    return [int(i) for i in np.flatnonzero(np.abs(r) > OUTLIER_Z * noise)]
+
+
+def _warnings(
+    res: FitResult, X: np.ndarray, y: np.ndarray, distinct: dict[str, int], n_free: int
+) -> list[str]:
+    law, theta = res.law, res.theta
+    free = res.free if res.free is not None else np.ones(len(theta), bool)
     out = []
-    if not ok:
+    if not res.converged:
         out.append("the optimiser did not report convergence")
-    if n < 2 * p:
-        out.append(f"only {n} points for {p} parameters: intervals will be wide")
-    for prm, v in zip(law.params, theta, strict=True):
+    if res.n_points < 2 * n_free:
+        out.append(f"only {res.n_points} points for {n_free} fitted parameters: intervals will be wide")
+    unpinned = [p.name for p, f in zip(law.params, free, strict=True) if not f]
+    if unpinned:
+        few = [v for v, k in distinct.items() if k < MIN_DISTINCT]
+        out.append(
+            f"parameters {', '.join(unpinned)} are not identifiable: "
+            + ", ".join(f"{v} has {distinct[v]} distinct value(s)" for v in few)
+            + f" (at least {MIN_DISTINCT} needed); they are fixed "
+            + "("
+            + ", ".join(f"{p.name} = {p.fixed:g}" for p, f in zip(law.params, free, strict=True) if not f)
+            + ") and get no interval"
+        )
+    for prm, v, f in zip(law.params, theta, free, strict=True):
+        if not f:
+            continue
         for bound in (prm.lower, prm.upper):
-            if np.isfinite(bound) and abs(v - bound) <= 1e-6 * max(1.0, abs(bound)):
-                out.append(f"parameter {prm.name} sits at its bound {bound:g}")
+            if not np.isfinite(bound):
+                continue
+            tol = 1e-4 * max(1.0, abs(bound))
+            if abs(v - bound) <= tol:
+                out.append(f"parameter {prm.name} sits at its bound {bound:g}: the data do not pin it down")
+            elif prm.name in res.ci and min(abs(e - bound) for e in res.ci[prm.name]) <= 1e-4 * max(
+                1.0, abs(bound)
+            ):
+                out.append(
+                    f"the interval of {prm.name} reaches its bound {bound:g}: the data do not pin it down"
+                )
         if not prm.identifiable:
             out.append(f"parameter {prm.name} is not identifiable from these data")
+    if res.bootstrap_thetas is not None and len(res.bootstrap_thetas) and np.ptp(y) > 0:
+        lo, hi = res.predict_interval(X)
+        ratio = float(np.max(hi - lo) / np.ptp(y))
+        if ratio > 10:
+            out.append(
+                f"the 95% prediction band at the measured points is {ratio:.0f}x wider than the spread of "
+                "the measured values: the fit is uninformative"
+            )
+    if res.outliers:
+        out.append(
+            f"{len(res.outliers)} point(s) lie more than {OUTLIER_Z:g} noise units off the fit (rows "
+            f"{', '.join(map(str, res.outliers))}): diverged or mislabelled cells? check them"
+        )
     for var, x_opt in law.optimum(theta).items():
         if var in law.variables:
             col = X[:, law.variables.index(var)]
@@ -178,6 +343,7 @@ def _warnings(law: Law, X: np.ndarray, theta: np.ndarray, ok: bool, n: int, p: i
                     f"the predicted optimum {var} = {x_opt:.3g} lies outside the measured range "
                     f"[{col.min():g}, {col.max():g}]: an extrapolation"
                 )
+    out += law.notes(theta, X)
     return out
 
 
@@ -194,14 +360,16 @@ def _holdout(
     train = ~test
     if train.sum() < len(law.params):
         return {"error": f"only {int(train.sum())} points left to fit {len(law.params)} parameters"}
-    if hasattr(law, "prepare"):
-        law.prepare(X[train])
-    theta, _, ok, _ = _search(law, X[train], y[train], delta, refine)
-    pred = law.predict(X[test], theta)
+    small = law.bind(X[train])
+    free, _ = identifiable_mask(small, X[train])
+    prob = Problem(small, X[train], y[train], free, np.array([p.fixed for p in small.params], dtype=float))
+    theta_f, _, ok, _ = _search(prob, delta, refine)
+    theta = prob.full(theta_f)
+    pred = small.predict(X[test], theta)
+    if small.y_range:
+        pred = np.clip(pred, *small.y_range)
     rel = np.abs(pred - y[test]) / np.maximum(np.abs(y[test]), 1e-12)
-    pred_all = law.predict(X, theta)
-    if hasattr(law, "prepare"):
-        law.prepare(X)
+    pred_all = small.predict(X, theta)
     pick = np.argmax if law.higher_is_better else np.argmin
     return {
         "held_out": int(test.sum()),
@@ -216,4 +384,5 @@ def _holdout(
         "best_config_predicted": X[int(pick(pred_all))].tolist(),
         "best_config_measured": X[int(pick(y))].tolist(),
         "best_config_match": bool(pick(pred_all) == pick(y)),
+        "theta": theta.tolist(),
     }

@@ -11,7 +11,7 @@ Two forms:
 - `per_dataset` (one dataset, one data size): D' is a constant, so g(D'; w5) + b is one number `c`;
   the law is fitted as y = w1 g(N_L; w3) + w2 g(h; w4) + c and D' is reported as not identifiable.
 - `tied` (several data fractions or datasets): D' is tied to the data, ln D' = kappa ln(T / T0) -
-  lambda ApEn, with T the training tokens, T0 their median over the points, and kappa, lambda >= 0,
+  lambda ApEn, with T the training tokens, T0 their median over the fitted points (fixed by `bind`), and kappa, lambda >= 0,
   following the paper's reading that D' grows with data volume and falls with its approximate
   entropy. Variables: depth, width, tokens, apen. Parameters w1..w5, b, kappa, lambda.
 Starts: for each exponent combination on a small grid the linear weights come from least squares.
@@ -20,10 +20,11 @@ Starts: for each exponent combination on a small grid the linear weights come fr
 from __future__ import annotations
 
 import itertools
+from typing import Any, ClassVar
 
 import numpy as np
 
-from fitters.base import Law, Param
+from fitters.base import Law, Option, Param
 
 # Exponent grid for the starts: for each (w3, w4) the weights are solved exactly by least squares,
 # so a fine grid is cheap to score and puts the global basin among the best-scored starts.
@@ -34,6 +35,10 @@ def g(x: np.ndarray, a: float) -> np.ndarray:
     return -0.5 * np.exp(-a * np.log(x)) - a * np.log(x)
 
 
+def dg_dx(x: float, a: float) -> float:
+    return float(0.5 * a * x ** (-a - 1) - a / x)
+
+
 def dg_da(x: np.ndarray, a: float) -> np.ndarray:
     lx = np.log(x)
     return 0.5 * np.exp(-a * lx) * lx - lx
@@ -41,36 +46,54 @@ def dg_da(x: np.ndarray, a: float) -> np.ndarray:
 
 class PerformanceLaw(Law):
     name = "performance"
+    DECISION = "best_config"
     space = "linear"
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "form": Option("per_dataset", ("per_dataset", "tied"), "per_dataset: one dataset and data size "
+                       "(variables depth, width); tied: D' from training tokens and ApEn across data "
+                       "fractions or datasets (variables depth, width, tokens, apen)"),
+        "t0": Option(None, None, "tied form: the token scale T0 (default: the median of the fitted points)"),
+    }  # fmt: skip
 
-    def __init__(self, variables: list[str] | None = None, form: str = "per_dataset") -> None:
-        if form not in ("per_dataset", "tied"):
-            raise ValueError("form must be 'per_dataset' or 'tied'")
-        default = ["depth", "width"] if form == "per_dataset" else ["depth", "width", "tokens", "apen"]
-        super().__init__(variables or default)
-        self.form = form
-        need = 2 if form == "per_dataset" else 4
+    def __init__(self, variables: list[str] | None = None, **options: Any) -> None:
+        super().__init__(variables, **options)
+        self.form = self.options["form"]
+        need = len(self.default_variables())
         if len(self.variables) != need:
-            raise ValueError(f"the {form} Performance Law takes {need} variables ({', '.join(default)})")
-        self.t0 = 1.0
+            raise ValueError(
+                f"the {self.form} Performance Law takes {need} variables ({', '.join(self.default_variables())})"
+            )
+        self.t0 = 1.0 if self.options["t0"] is None else float(self.options["t0"])
+
+    def default_variables(self) -> list[str]:
+        per = self.options["form"] == "per_dataset"
+        return ["depth", "width"] if per else ["depth", "width", "tokens", "apen"]
 
     @property
     def params(self) -> list[Param]:
-        common = [Param("w1"), Param("w2"), Param("w3", -10, 10), Param("w4", -10, 10)]
+        d, w = (self.variables[0],), (self.variables[1],)
+        common = [
+            Param("w1", needs=d),
+            Param("w2", needs=w),
+            Param("w3", -10, 10, d, -1.0),
+            Param("w4", -10, 10, w, -1.0),
+        ]
         if self.form == "per_dataset":
             return [*common, Param("c")]
+        t, e = (self.variables[2],), (self.variables[3],)
         return [
             *common,
-            Param("w5", -10, 10),
+            Param("w5", -10, 10, t + e, 0.0),
             Param("b"),
-            Param("kappa", 0.0, 10.0),
-            Param("lambda", 0.0, 50.0),
+            Param("kappa", 0.0, 10.0, t, 0.0),
+            Param("lambda", 0.0, 50.0, e, 0.0),
         ]
 
-    def prepare(self, X: np.ndarray) -> None:
-        """Fix the token scale T0 from the fitting data (tied form)."""
-        if self.form == "tied":
-            self.t0 = float(np.median(X[:, 2]))
+    def bind(self, X: np.ndarray) -> PerformanceLaw:
+        """Fix the token scale T0 from the fitting data (tied form; a no-op once set)."""
+        if self.form != "tied" or self.options["t0"] is not None:
+            return self
+        return self.with_options(t0=float(np.median(X[:, 2])))  # type: ignore[return-value]
 
     def evaluate(self, X: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         depth, width = X[:, 0], X[:, 1]
@@ -96,7 +119,6 @@ class PerformanceLaw(Law):
         return y, np.stack(cols, axis=1)
 
     def starts(self, X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-        self.prepare(X)
         out = []
         extra = (
             [()]
@@ -126,6 +148,28 @@ class PerformanceLaw(Law):
         for name, w, a in (("depth", theta[0], theta[2]), ("width", theta[1], theta[3])):
             if w > 0 and a != 0:
                 out[name] = float(2.0 ** (-1.0 / a))
+        return out
+
+    def notes(self, theta: np.ndarray, X: np.ndarray) -> list[str]:
+        """A term with w < 0 has a minimum, not a maximum: say what that means on the measured range."""
+        out = []
+        for j, (name, w, a) in enumerate((("depth", theta[0], theta[2]), ("width", theta[1], theta[3]))):
+            if w >= 0 or a == 0:
+                continue
+            x = X[:, j]
+            lo, hi = float(x.min()), float(x.max())
+            x_star = 2.0 ** (-1.0 / a)
+            slope = [w * dg_dx(v, a) for v in (lo, hi)]
+            if slope[0] > 0 and slope[1] > 0:
+                reading = f"more {name} helps throughout the measured range [{lo:g}, {hi:g}]"
+            elif slope[0] < 0 and slope[1] < 0:
+                reading = f"less {name} helps throughout the measured range [{lo:g}, {hi:g}]"
+            else:
+                reading = f"the metric is lowest near {name} {x_star:.3g} inside the measured range"
+            out.append(
+                f"the {name} term has a minimum, not a maximum (w{j + 1} = {w:.3g} < 0, at {name} = {x_star:.3g}): "
+                f"{reading}; the law gives no best {name}"
+            )
         return out
 
     def describe(self) -> dict:

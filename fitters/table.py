@@ -1,4 +1,22 @@
-"""Turning a results table (scalelab's runs.csv/parquet, or any table) into law inputs."""
+"""Turning a results table (scalelab's runs.csv/parquet, or any table) into law inputs.
+
+The column schema a results table may follow (scalelab's runs tables do); any other column can be
+named directly as a variable or metric:
+
+| column                         | meaning                                                    |
+|--------------------------------|------------------------------------------------------------|
+| depth, width                   | blocks and embedding width                                 |
+| non_embedding_params           | parameters without the item and position tables            |
+| total_params, embedding_params | all parameters; the embedding tables alone                 |
+| data_train_targets_per_epoch   | training targets (tokens) in one pass over the data        |
+| epochs_run, best_epoch         | epochs trained; the epoch of the best validation metric    |
+| flops_per_token                | training FLOPs per target, item-scoring layer included     |
+| flops_per_epoch                | flops_per_token x data_train_targets_per_epoch             |
+| data_apen_m2_last50_pooled     | pooled approximate entropy of the training sequences       |
+| data_fraction                  | share of the users kept                                    |
+| status                         | finished rows are fitted, the others skipped               |
+| final_<metric>, best_<metric>  | test metric at the last / the best validation epoch        |
+"""
 
 from __future__ import annotations
 
@@ -20,7 +38,35 @@ ALIASES = {
     "apen": "data_apen_m2_last50_pooled",
     "compute": "flops_per_epoch",
     "fraction": "data_fraction",
+    "train_tokens": "train_tokens",
+    "train_flops": "train_flops",
 }
+
+# Columns computed from others when a table lacks them: training targets and FLOPs of a whole run.
+DERIVED = {
+    "train_tokens": ("data_train_targets_per_epoch", "epochs_run"),
+    "train_flops": ("flops_per_epoch", "epochs_run"),
+}
+
+
+def with_derived(table: pd.DataFrame) -> pd.DataFrame:
+    """The table plus the DERIVED columns it can compute and does not have."""
+    extra = {
+        name: pd.to_numeric(table[a], errors="coerce") * pd.to_numeric(table[b], errors="coerce")
+        for name, (a, b) in DERIVED.items()
+        if name not in table.columns and a in table.columns and b in table.columns
+    }
+    return table.assign(**extra) if extra else table
+
+
+def unconverged(rows: pd.DataFrame) -> pd.Series:
+    """Rows whose best validation epoch is their last epoch: training had not converged (all False
+    when the table does not say)."""
+    if not {"best_epoch", "epochs_run"} <= set(rows.columns):
+        return pd.Series(False, index=rows.index)
+    best = pd.to_numeric(rows["best_epoch"], errors="coerce")
+    last = pd.to_numeric(rows["epochs_run"], errors="coerce")
+    return (best >= last) & (last > 1)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -59,6 +105,7 @@ def select(
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """(X, y, rows used). Rows of other statuses are skipped; non-finite rows are dropped with a
     warning that counts them."""
+    table = with_derived(table)
     if status is not None and "status" in table.columns:
         table = table[table["status"] == status]
     ycol = metric_column(table, metric, which)

@@ -301,18 +301,40 @@ def fit_cmd(
     metric: Annotated[str, typer.Option(help="Metric to model, e.g. ndcg@10, hr@10, loss.")] = "ndcg@10",
     x: Annotated[
         list[str] | None,
-        typer.Option("--x", help="Variables (depth, width, params, tokens, apen, compute, or a column)."),
+        typer.Option(
+            "--x",
+            help="Variables (depth, width, params, tokens, train_tokens, apen, compute, or a column); "
+            "default: the law's own.",
+        ),
     ] = None,
     form: Annotated[
-        str, typer.Option(help="Performance Law form: per_dataset or tied (D' from tokens and ApEn).")
-    ] = "per_dataset",
+        str | None, typer.Option(help="Performance Law form: per_dataset or tied (D' from tokens and ApEn).")
+    ] = None,
     direction: Annotated[
-        str, typer.Option(help="Power law: rising (metric), falling (loss) or auto.")
-    ] = "auto",
+        str | None,
+        typer.Option(
+            help="Power / Chinchilla: rising (a metric), falling (a loss); default from the metric."
+        ),
+    ] = None,
+    opt: Annotated[
+        list[str] | None,
+        typer.Option("--opt", help="Any option the law declares, KEY=VALUE (repeatable; value is YAML)."),
+    ] = None,
     holdout: Annotated[
         str, typer.Option(help="largest:K holds out the K largest configurations; none.")
     ] = "largest:2",
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 1000,
+    interval: Annotated[
+        str,
+        typer.Option(
+            help="Bootstrap: residual (keep the design, resample residuals) or case (resample cells); "
+            "chosen by measured coverage, results/reference/fit.md."
+        ),
+    ] = "residual",
+    trust: Annotated[
+        float,
+        typer.Option(help="Decisions stay within this factor beyond the measured range of each variable."),
+    ] = 2.0,
     which: Annotated[
         str, typer.Option(help="final (last epoch) or best (best validation epoch) metrics.")
     ] = "final",
@@ -323,7 +345,11 @@ def fit_cmd(
         str | None, typer.Option(help="MLflow URI (default: the sweep's, or results/).")
     ] = None,
 ) -> None:
-    """Fit a scaling law to a sweep's results, with bootstrap intervals and a hold-out check.
+    """Fit a scaling law to a sweep's results, with bootstrap intervals, guards and a hold-out check.
+
+    The output names the law's decision with its own 95% interval: the best depth and width (Performance
+    Law), or N and D at the largest measured compute (Chinchilla), inside a trust region around the
+    measured range; an optimum on the region's edge is reported as "no interior optimum".
 
     Examples:
 
@@ -332,6 +358,8 @@ def fit_cmd(
       scalelab fit --law power --sweep hstu_depth --x params --metric hr@10
 
       scalelab fit --law performance --form tied --sweep data_scaling
+
+      scalelab fit --law chinchilla --sweep data_scaling --metric ndcg@10
     """
     from fitters import LAWS
     from scalelab import fitting
@@ -340,22 +368,44 @@ def fit_cmd(
         raise UserError(f"--law: unknown law {law!r}; known: {', '.join(LAWS)}")
     if holdout != "none" and not holdout.startswith("largest:"):
         raise UserError(f"--holdout {holdout!r}: use largest:K or none")
-    k = 0 if holdout == "none" else int(holdout.split(":", 1)[1])
+    try:
+        k = 0 if holdout == "none" else int(holdout.split(":", 1)[1])
+    except ValueError:
+        raise UserError(f"--holdout {holdout!r}: use largest:K or none") from None
     if bootstrap < 0:
         raise UserError("--bootstrap must be >= 0")
+    if interval not in ("residual", "case"):
+        raise UserError(f"--interval {interval!r}: use residual or case")
+    if trust < 1:
+        raise UserError(f"--trust {trust:g}: must be >= 1 (1 = the measured range only)")
+    options = _law_options(LAWS[law], opt, form=form, direction=direction)
     table, sweep_dir, source = fitting.load_runs(sweep_name, runs, experiment, tracking_uri)
     job = fitting.FitJob(
         law=law,
         metric=metric,
         x=x,
-        form=form,
-        direction=direction,
+        options=options,
         holdout=k,
         bootstrap=bootstrap,
         which=which,
+        method=interval,
+        trust=trust,
     )
-    with err.status(f"fitting the {law} law ({bootstrap} bootstrap resamples) ...", spinner="dots"):
-        result, rows, _variables = fitting.run_fit(table, job)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(f"fitting the {law} law: bootstrap"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("bootstrap", total=bootstrap or 1)
+        result, rows, _variables = fitting.run_fit(
+            table, job, progress=lambda done, total: bar.update(task, completed=done)
+        )
     payload = fitting.fit_payload(result, job, source, rows)
     out_dir = (sweep_dir or Path("results")) / "fits"
     json_path, png_path = fitting.write_outputs(result, payload, rows, out_dir, job)
@@ -363,6 +413,34 @@ def fit_cmd(
         fitting.log_to_mlflow(payload, sweep_dir, [json_path, png_path], tracking_uri)
     _print_fit(payload)
     out.print(f"fit: {json_path}\nplot: {png_path}")
+
+
+def _law_options(cls: Any, opt: list[str] | None, **named: str | None) -> dict[str, Any]:
+    """KEY=VALUE options checked against what the law declares (named flags such as --form included)."""
+    known = {**cls.COMMON_OPTIONS, **cls.OPTIONS}
+    options: dict[str, Any] = {}
+    for kv in opt or []:
+        if "=" not in kv:
+            raise UserError(f"--opt {kv!r}: use KEY=VALUE")
+        key, value = kv.split("=", 1)
+        options[key.strip()] = yaml.safe_load(value)
+    for key, value in named.items():
+        if value is not None:
+            options[key] = value
+    for key, value in options.items():
+        if key not in known:
+            has = ", ".join(known)
+            raise UserError(
+                f"--{key if key in named else 'opt ' + key}: the {cls.name} law has no option {key!r} (has: {has})"
+            )
+        choices = known[key].choices
+        if choices is not None and value not in (*choices, "auto"):
+            raise UserError(f"--{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+    return options
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1e4 and float(v).is_integer() else f"{v:.4g}"
 
 
 def _print_fit(d: dict[str, Any]) -> None:
@@ -374,8 +452,13 @@ def _print_fit(d: dict[str, Any]) -> None:
         title_justify="left",
     )
     for k, v in d["params"].items():
-        lo, hi = d["ci95"].get(k, [float("nan"), float("nan")])
-        t.add_row(k, f"{v:.5g}", f"[{lo:.4g}, {hi:.4g}]")
+        if k in d["ci95"]:
+            lo, hi = d["ci95"][k]
+            t.add_row(k, f"{v:.5g}", f"[{lo:.4g}, {hi:.4g}]")
+        elif not d.get("identifiable", {}).get(k, True):
+            t.add_row(k, f"{v:.5g}", "not identifiable (fixed)" if d.get("free") else "not identifiable")
+        else:
+            t.add_row(k, f"{v:.5g}", "-")
     out.print(t)
     if d.get("note"):
         out.print(f"note: {d['note']}")
@@ -390,10 +473,34 @@ def _print_fit(d: dict[str, Any]) -> None:
     elif "error" in h:
         line += f"; hold-out skipped: {h['error']}"
     out.print(line)
-    if d.get("optimum"):
-        out.print("closed-form optimum: " + ", ".join(f"{k} = {v:.3g}" for k, v in d["optimum"].items()))
+    dec = d.get("decision")
+    if dec:
+        _print_decision(dec, d["metric"])
+    if d.get("unconverged_cells"):
+        out.print(
+            f"not converged (best epoch = last epoch): {len(d['unconverged_cells'])} of {d['n_points']} cells"
+        )
     for w in d.get("warnings", []):
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+def _print_decision(dec: dict[str, Any], metric: str) -> None:
+    region = ", ".join(f"{v} {_fmt(lo)}-{_fmt(hi)}" for v, (lo, hi) in dec["region"].items())
+    if dec["status"] == "edge":
+        out.print(f"[bold]decision:[/] {dec['message']} (trust region: {region})", highlight=False)
+        return
+    shown = ", ".join(
+        f"{v} {_fmt(val)}"
+        + (f" [{_fmt(dec['ci95'][v][0])}, {_fmt(dec['ci95'][v][1])}]" if v in dec["ci95"] else "")
+        for v, val in dec["values"].items()
+        if v in dec["region"]
+    )
+    lo, hi = dec["predicted_ci95"]
+    out.print(
+        f"[bold]decision:[/] {shown} (95% intervals); predicted {metric} {dec['predicted']:.4f} "
+        f"[{lo:.4f}, {hi:.4f}]; {dec['message']} (trust region: {region})",
+        highlight=False,
+    )
 
 
 @app.command("predict")
@@ -406,23 +513,63 @@ def predict_cmd(
         list[str] | None, typer.Option(help="A configuration, e.g. depth=8,width=64 (repeatable).")
     ] = None,
     max_params: Annotated[
-        int | None, typer.Option(help="Budget on non-embedding parameters for the best config.")
+        float | None, typer.Option(help="Budget on parameters (see --params-kind) for the best config.")
     ] = None,
-    max_depth: Annotated[int, typer.Option(help="Largest depth considered for the best config.")] = 64,
-    max_width: Annotated[int, typer.Option(help="Largest width considered for the best config.")] = 512,
+    params_kind: Annotated[
+        str,
+        typer.Option(
+            help="total (default: what a deployed model costs, item table included, as Pearce & Song "
+            "2024 count) or non_embedding parameters."
+        ),
+    ] = "total",
+    max_flops: Annotated[
+        float | None,
+        typer.Option(help="Budget on the training FLOPs of a run (item-scoring layer included), e.g. 1e15."),
+    ] = None,
+    max_tokens: Annotated[
+        float | None, typer.Option(help="Budget on training tokens (targets seen in training).")
+    ] = None,
+    trust: Annotated[
+        float | None,
+        typer.Option(
+            help="Trust region: at most this factor beyond the measured range (default: the fit's, 2)."
+        ),
+    ] = None,
 ) -> None:
     """Predictions (with 95% bootstrap intervals) and the best configuration from a saved fit.
 
-    Example: scalelab predict --fit results/quickstart/fits/performance-ndcg_at_10.json --at depth=8,width=64 --max-params 50000
+    The best configuration carries the 95% interval of the decision itself (from the bootstrap fits),
+    is searched only inside the trust region, and is reported as "no interior optimum" when it lies on
+    the region's edge. With the Chinchilla law, --max-flops gives the compute-optimal N and D.
+
+    Examples:
+
+      scalelab predict --fit results/quickstart/fits/performance-ndcg_at_10.json --at depth=8,width=64
+
+      scalelab predict --fit results/quickstart/fits/performance-ndcg_at_10.json --max-params 50000
+
+      scalelab predict --fit results/data_scaling/fits/chinchilla-ndcg_at_10.json --max-flops 1e16
     """
     from scalelab import fitting
 
+    if params_kind not in ("total", "non_embedding"):
+        raise UserError(f"--params-kind {params_kind!r}: use total or non_embedding")
+    for name, v in (("--max-params", max_params), ("--max-flops", max_flops), ("--max-tokens", max_tokens)):
+        if v is not None and not v > 0:
+            raise UserError(f"{name} must be positive")
+    if trust is not None and trust < 1:
+        raise UserError(f"--trust {trust:g}: must be >= 1")
     res, d = fitting.load_fit(fit_file)
     if law is not None and law != d["law"]:
         raise UserError(f"{fit_file}: holds a {d['law']} fit, not {law}")
     variables = res.law.variables
     t = Table(
-        *variables, "predicted", "95% interval", title=f"{d['law']} law, {d['metric']}", title_justify="left"
+        *variables,
+        "predicted",
+        "95% interval",
+        "",
+        title=f"{d['law']} law, {d['metric']}",
+        title_justify="left",
     )
     for spec_txt in at or []:
         try:
@@ -433,36 +580,42 @@ def predict_cmd(
                 f"--at {spec_txt!r}: give every variable, e.g. {','.join(f'{v}=...' for v in variables)}"
             ) from None
         lo, hi = res.predict_interval(xrow)
-        t.add_row(*[f"{v:g}" for v in xrow[0]], f"{res.predict(xrow)[0]:.4f}", f"[{lo[0]:.4f}, {hi[0]:.4f}]")
+        raw = float(res.law.predict(xrow, res.theta)[0])
+        flags = []
+        if res.law.y_range and not (res.law.y_range[0] <= raw <= res.law.y_range[1]):
+            flags.append(f"clipped (the law gives {raw:.3g})")
+        outside = [
+            v for j, v in enumerate(variables)
+            if not (d["measured_range"][v][0] <= xrow[0, j] <= d["measured_range"][v][1])
+        ]  # fmt: skip
+        if outside:
+            flags.append("extrapolated in " + ", ".join(outside))
+        t.add_row(
+            *[f"{v:g}" for v in xrow[0]],
+            f"{res.predict(xrow)[0]:.4f}",
+            f"[{lo[0]:.4f}, {hi[0]:.4f}]",
+            "; ".join(flags),
+        )
     if at:
         out.print(t)
-    fixed = {v: float(np.mean(d["measured_range"][v])) for v in variables[2:]}
-    widths = sorted(
-        {w for w in range(8, max_width + 1, 8)} | {int(w) for w in d["measured_range"].get("width", [])}
-    )
-    best = fitting.best_config(res, d, max_params, list(range(1, max_depth + 1)), widths, fixed)
-    if best is None:
-        if variables[:2] == ["depth", "width"]:
-            raise UserError("no candidate configuration fits the budget")
+    budget = fitting.Budget(max_params, params_kind, max_flops, max_tokens)
+    decision = fitting.decide(res, d, budget, trust)
+    if decision is None:
+        if budget:
+            raise UserError(f"the {d['law']} law takes no decisions under a budget; use --at to predict")
         return
-    budget = f" with at most {max_params:,} non-embedding parameters" if max_params else ""
-    out.print(
-        f"best configuration{budget}: depth {best['depth']}, width {best['width']}"
-        + (
-            f" ({best['non_embedding_params']:,} non-embedding params)"
-            if best["non_embedding_params"]
-            else ""
+    if budget:
+        out.print(f"budget: {budget.describe()}")
+    dd = decision.to_dict()
+    if dd["status"] != "edge" and dd["kind"] == "best_config":
+        sizes = fitting.candidate_sizes(
+            d.get("model_context", {}), int(dd["values"][variables[0]]), int(dd["values"][variables[1]])
         )
-        + f": predicted {d['metric']} {best['predicted']:.4f}, 95% interval [{best['ci95'][0]:.4f}, {best['ci95'][1]:.4f}]"
-    )
-    lo_d, hi_d = d["measured_range"]["depth"]
-    lo_w, hi_w = d["measured_range"]["width"]
-    if not (lo_d <= best["depth"] <= hi_d and lo_w <= best["width"] <= hi_w):
-        err.print(
-            f"[yellow]warning:[/] outside the measured range (depth {lo_d:g}-{hi_d:g}, width {lo_w:g}-{hi_w:g}): "
-            "an extrapolation",
-            highlight=False,
-        )
+        if sizes:
+            dd["message"] += (
+                f" ({sizes['total']:,.0f} parameters, {sizes['non_embedding']:,.0f} non-embedding)"
+            )
+    _print_decision(dd, d["metric"])
 
 
 # ---------------------------------------------------------------------------------------- report

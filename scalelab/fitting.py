@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fitters import FitResult, fit, make_law
-from fitters.table import read_table, select
+from fitters import LAWS, FitResult, fit, make_law, metric_range
+from fitters.decisions import DEFAULT_TRUST, Decision, allocation, best_config, trust_region
+from fitters.table import read_table, select, unconverged
 from scalelab.errors import UserError
 
-DEFAULT_X = {"performance": ["depth", "width"], "power": ["params"], "chinchilla": ["params", "tokens"]}
-TIED_X = ["depth", "width", "tokens", "apen"]
+# Variables that cannot go below a natural limit (a model has at least one block and one channel).
+NATURAL = {"depth": (1.0, np.inf), "width": (1.0, np.inf)}
 
 
 @dataclass
@@ -24,12 +25,30 @@ class FitJob:
     law: str
     metric: str = "ndcg@10"
     x: list[str] | None = None
-    form: str = "per_dataset"
-    direction: str = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
     holdout: int = 2
     bootstrap: int = 1000
     which: str = "final"
     seed: int = 0
+    method: str = "residual"
+    trust: float = DEFAULT_TRUST
+
+
+def build_law(job: FitJob):
+    """The law of `job` with its options: those the job gives, plus what the metric implies (a law that
+    declares `direction` rises for a metric and falls for a loss; a bounded metric sets `y_range`)."""
+    if job.law not in LAWS:
+        raise UserError(f"unknown law {job.law!r}; known: {', '.join(LAWS)}")
+    cls = LAWS[job.law]
+    opts = dict(job.options)
+    if "direction" in cls.OPTIONS and opts.get("direction", "auto") == "auto":
+        opts["direction"] = "falling" if "loss" in job.metric else "rising"
+    if "y_range" not in opts and (rng := metric_range(job.metric)) is not None:
+        opts["y_range"] = rng
+    try:
+        return make_law(job.law, job.x, **opts)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def load_runs(
@@ -78,24 +97,12 @@ def _runs_from_mlflow(experiment: str, uri: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_fit(table: pd.DataFrame, job: FitJob) -> tuple[FitResult, pd.DataFrame, list[str]]:
+def run_fit(
+    table: pd.DataFrame, job: FitJob, progress: Any = None
+) -> tuple[FitResult, pd.DataFrame, list[str]]:
     """Fit the law of `job` to `table`; returns the result, the rows used and the variable names."""
-    variables = job.x or (
-        TIED_X if job.law == "performance" and job.form == "tied" else DEFAULT_X.get(job.law)
-    )
-    if variables is None:
-        raise UserError(f"unknown law {job.law!r}; known: performance, power, chinchilla")
-    options: dict[str, Any] = {}
-    if job.law == "performance":
-        options["form"] = job.form
-    if job.law == "power":
-        options["direction"] = (
-            job.direction if job.direction != "auto" else ("falling" if "loss" in job.metric else "rising")
-        )
-    try:
-        law = make_law(job.law, variables, **options)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    law = build_law(job)
+    variables = law.variables
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -106,6 +113,17 @@ def run_fit(table: pd.DataFrame, job: FitJob) -> tuple[FitResult, pd.DataFrame, 
     if len(y) < len(law.params):
         raise UserError(
             f"{len(y)} usable points cannot determine the {len(law.params)} parameters of the {job.law} law"
+        )
+    late = unconverged(rows)
+    if late.any():
+        names = (
+            rows.loc[late, "name"].astype(str).tolist()
+            if "name" in rows
+            else [str(i) for i in rows.index[late]]
+        )
+        notes.append(
+            f"{int(late.sum())} of {len(rows)} cells had not converged (best validation epoch = last epoch), "
+            f"so their metric may still rise: {', '.join(names)}"
         )
     size = rows["non_embedding_params"].to_numpy(dtype=float) if "non_embedding_params" in rows else None
     groups = None
@@ -118,7 +136,16 @@ def run_fit(table: pd.DataFrame, job: FitJob) -> tuple[FitResult, pd.DataFrame, 
         notes.append(f"no hold-out: {len(y)} points are too few to leave {job.holdout} out")
     try:
         result = fit(
-            law, X, y, bootstrap=job.bootstrap, holdout=holdout, size=size, groups=groups, seed=job.seed
+            law,
+            X,
+            y,
+            bootstrap=job.bootstrap,
+            holdout=holdout,
+            size=size,
+            groups=groups,
+            seed=job.seed,
+            method=job.method,
+            progress=progress,
         )
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -131,10 +158,14 @@ def fit_payload(result: FitResult, job: FitJob, source: str, rows: pd.DataFrame)
     d.update(metric=job.metric, which=job.which, source=source, variables=result.law.variables)
     d["bootstrap_thetas"] = [] if result.bootstrap_thetas is None else result.bootstrap_thetas.tolist()
     d["theta"] = result.theta.tolist()
-    d["options"] = {k: getattr(result.law, k) for k in ("form", "direction") if hasattr(result.law, k)}
+    d["free"] = [] if result.free is None else result.free.tolist()
+    d["trust"] = job.trust
     d["measured_range"] = {
         v: [float(rows[c].min()), float(rows[c].max())] for v, c in _var_cols(rows, result)
     }
+    names = rows["name"].astype(str).tolist() if "name" in rows else [str(i) for i in rows.index]
+    d["outlier_cells"] = [names[i] for i in result.outliers]
+    d["unconverged_cells"] = [n for n, late in zip(names, unconverged(rows), strict=True) if late]
     ctx_cols = {
         "family": "family",
         "heads": "heads",
@@ -142,9 +173,27 @@ def fit_payload(result: FitResult, job: FitJob, source: str, rows: pd.DataFrame)
         "num_items": "data_items",
         "max_len": "cfg.model.max_seq_len",
         "data_max_seq_len": "cfg.data.max_seq_len",
-        "negatives": "cfg.train.num_negatives",
     }
-    d["model_context"] = {k: _first(rows, c) for k, c in ctx_cols.items() if c in rows}
+    ctx = {k: _first(rows, c) for k, c in ctx_cols.items() if c in rows}
+    if {"loss_flops_per_token", "width"} <= set(rows.columns):
+        # scored items per target (target + negatives), read back from the runs' own FLOP accounting
+        scored = rows["loss_flops_per_token"].astype(float) / (6.0 * rows["width"].astype(float))
+        ctx["negatives"] = round(float(scored.median())) - 1
+    if "train_tokens" in rows:
+        ctx["train_tokens"] = float(rows["train_tokens"].median())
+    d["model_context"] = ctx
+    if {"non_embedding_params", "flops_per_token"} <= set(rows.columns):
+        curve = rows[["non_embedding_params", "flops_per_token"]].astype(float).drop_duplicates()
+        d["cost_curve"] = curve.sort_values("non_embedding_params").to_numpy().tolist()
+    try:
+        dec = decide(result, d)
+    except (UserError, ValueError) as e:
+        d["warnings"].append(f"no decision: {e}")
+        dec = None
+    if dec is not None:
+        d["decision"] = dec.to_dict()
+        if dec.status == "edge":
+            d["warnings"].append(dec.message)
     return d
 
 
@@ -166,12 +215,23 @@ def write_outputs(
     result: FitResult, payload: dict[str, Any], X_rows: pd.DataFrame, out_dir: Path, job: FitJob
 ) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{job.law}{'-tied' if job.law == 'performance' and job.form == 'tied' else ''}-{job.metric.replace('@', '_at_')}"
+    name = "-".join([job.law, *_variant(result), job.metric.replace("@", "_at_")])
     json_path = out_dir / f"{name}.json"
     json_path.write_text(json.dumps(payload, indent=2, default=float))
     png_path = out_dir / f"{name}.png"
     plot_fit(result, X_rows, job, png_path)
     return json_path, png_path
+
+
+def _variant(result: FitResult) -> list[str]:
+    """Declared string options that differ from their default (e.g. the tied form), for file names;
+    the direction follows the metric and is left out."""
+    law = result.law
+    return [
+        str(v)
+        for k, o in law.OPTIONS.items()
+        if k != "direction" and isinstance(v := law.options.get(k), str) and v != o.default
+    ]
 
 
 def plot_fit(result: FitResult, rows: pd.DataFrame, job: FitJob, path: Path) -> None:
@@ -301,18 +361,46 @@ def log_to_mlflow(
 def load_fit(path: Path) -> tuple[FitResult, dict[str, Any]]:
     try:
         d = json.loads(Path(path).read_text())
+        law = make_law(d["law"], d["variables"], **d.get("options", {}))
+        res = FitResult(
+            law, np.array(d["theta"]), d["loss"], d["converged"], d["n_points"], d["r2"], d["rmse"]
+        )
     except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable fit ({e.__class__.__name__})") from None
-    law = make_law(d["law"], d["variables"], **d.get("options", {}))
-    if hasattr(law, "t0") and "t0" in d:
-        law.t0 = d["t0"]
-    res = FitResult(law, np.array(d["theta"]), d["loss"], d["converged"], d["n_points"], d["r2"], d["rmse"])
+        raise UserError(f"{path}: not a readable fit ({e.__class__.__name__}: {e})") from None
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path}: not a fit written by `scalelab fit` (missing or malformed {e})") from None
     res.bootstrap_thetas = np.array(d["bootstrap_thetas"]) if d.get("bootstrap_thetas") else None
+    res.free = np.array(d["free"], dtype=bool) if d.get("free") else None
     return res, d
 
 
-def candidate_params(ctx: dict[str, Any], depth: int, width: int) -> int | None:
-    """Exact non-embedding parameters of a candidate, when the fit knows the model context."""
+@dataclass
+class Budget:
+    """What a researcher can afford: parameters (total or non-embedding), training FLOPs of a run
+    (item-scoring layer included), training tokens."""
+
+    max_params: float | None = None
+    params_kind: str = "total"
+    max_flops: float | None = None
+    max_tokens: float | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.max_params, self.max_flops, self.max_tokens))
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_params is not None:
+            parts.append(f"at most {self.max_params:,.0f} {self.params_kind.replace('_', '-')} parameters")
+        if self.max_flops is not None:
+            parts.append(f"at most {self.max_flops:.3g} training FLOPs")
+        if self.max_tokens is not None:
+            parts.append(f"at most {self.max_tokens:.3g} training tokens")
+        return " and ".join(parts)
+
+
+def candidate_sizes(ctx: dict[str, Any], depth: int, width: int) -> dict[str, float] | None:
+    """Exact parameters and training FLOPs per token of a candidate, when the fit knows the model
+    context (family, heads, catalogue, history length, scored negatives)."""
     if not ctx.get("family"):
         return None
     from scalelab.config import ModelConfig
@@ -324,36 +412,84 @@ def candidate_params(ctx: dict[str, Any], depth: int, width: int) -> int | None:
         return None
     max_len = int(ctx.get("max_len") or (int(ctx.get("data_max_seq_len") or 200) + 1))
     spec = resolve(ModelConfig(family=ctx["family"], depth=depth, width=width, heads=heads), max_len)
-    return size_report(spec, int(ctx.get("num_items") or 1)).non_embedding_params
+    rep = size_report(spec, int(ctx.get("num_items") or 1), int(ctx.get("negatives") or 128))
+    return {
+        "non_embedding": float(rep.non_embedding_params),
+        "total": float(rep.total_params),
+        "flops_per_token": rep.flops_per_token,
+    }
 
 
-def best_config(
-    res: FitResult,
-    d: dict[str, Any],
-    max_params: int | None,
-    depths: list[int],
-    widths: list[int],
-    fixed: dict[str, float],
-) -> dict[str, Any] | None:
-    """The best (depth, width) on a candidate grid under a parameter budget, with its interval."""
+def _candidates(res: FitResult, d: dict[str, Any], region: dict[str, tuple[float, float]]) -> np.ndarray:
+    """Depth x width candidates covering the region (every depth; widths in steps of 8 and the
+    measured ones), other variables held at the middle of their measured range."""
     variables = res.law.variables
-    if variables[:2] != ["depth", "width"]:
-        return None
-    best = None
-    for L in depths:
-        for h in widths:
-            n = candidate_params(d.get("model_context", {}), L, h)
-            if max_params is not None and (n is None or n > max_params):
-                continue
-            x = np.array([[L, h, *[fixed[v] for v in variables[2:]]]], dtype=float)
-            yhat = float(res.predict(x)[0])
-            if best is None or (yhat > best["predicted"]) == res.law.higher_is_better:
-                lo, hi = res.predict_interval(x)
-                best = {
-                    "depth": L,
-                    "width": h,
-                    "non_embedding_params": n,
-                    "predicted": yhat,
-                    "ci95": [float(lo[0]), float(hi[0])],
-                }
-    return best
+    (d_lo, d_hi), (w_lo, w_hi) = region[variables[0]], region[variables[1]]
+    heads = int(d.get("model_context", {}).get("heads") or 1)
+    step = int(np.lcm(8, heads))
+    depths = range(max(1, int(np.ceil(d_lo))), int(np.floor(d_hi)) + 1)
+    widths = {w for w in range(step, int(w_hi) + 1, step) if w >= w_lo}
+    widths |= {int(w) for w in d["measured_range"][variables[1]]}
+    fixed = [float(np.mean(d["measured_range"][v])) for v in variables[2:]]
+    return np.array([(L, h, *fixed) for L in depths for h in sorted(widths)], dtype=float)
+
+
+def decide(
+    res: FitResult, d: dict[str, Any], budget: Budget | None = None, trust: float | None = None
+) -> Decision | None:
+    """The law's decision (fitters.decisions) inside the trust region and the budget, with its
+    bootstrap interval; None for a law that only predicts."""
+    budget = budget or Budget()
+    trust = trust or float(d.get("trust", DEFAULT_TRUST))
+    measured = {v: tuple(d["measured_range"][v]) for v in res.law.variables}
+    region = trust_region(measured, trust, NATURAL)  # type: ignore[arg-type]
+    kind = res.law.DECISION
+    if kind == "best_config":
+        if budget.max_tokens is not None:
+            raise UserError("--max-tokens: this law does not model training tokens (try --law chinchilla)")
+        cand = _candidates(res, d, region)
+        feasible = None
+        if budget:
+            ctx = d.get("model_context", {})
+            sizes = [candidate_sizes(ctx, int(c[0]), int(c[1])) for c in cand]
+            if any(s is None for s in sizes):
+                raise UserError("the fit does not record the model family, so candidate sizes are unknown")
+            tokens = float(ctx.get("train_tokens") or 0)
+            if budget.max_flops is not None and not tokens:
+                raise UserError("--max-flops: the fit does not record the runs' training tokens")
+            feasible = np.ones(len(cand), bool)
+            if budget.max_params is not None:
+                feasible &= np.array([s[budget.params_kind] for s in sizes]) <= budget.max_params  # type: ignore[index]
+            if budget.max_flops is not None:
+                feasible &= np.array([s["flops_per_token"] * tokens for s in sizes]) <= budget.max_flops  # type: ignore[index]
+            if not feasible.any():
+                raise UserError(f"no candidate configuration fits the budget ({budget.describe()})")
+        region2 = {v: region[v] for v in res.law.variables[:2]}
+        return best_config(res, cand, region2, feasible=feasible, natural=NATURAL)
+    if kind == "allocation":
+        n_var, d_var = res.law.variables[:2]
+        if budget.max_params is not None:
+            if budget.params_kind != "non_embedding" and n_var == "params":
+                raise UserError(
+                    "--max-params: this law's N is non-embedding parameters; add --params-kind non_embedding"
+                )
+            region[n_var] = (region[n_var][0], min(region[n_var][1], budget.max_params))
+        if budget.max_tokens is not None:
+            region[d_var] = (region[d_var][0], min(region[d_var][1], budget.max_tokens))
+        curve = np.array(d.get("cost_curve") or [])
+        fpt = None
+        if len(curve) >= 2:
+            ln_n, ln_f = np.log(curve[:, 0]), np.log(curve[:, 1])
+            slope, icpt = np.polyfit(ln_n, ln_f, 1)
+
+            def fpt(n: np.ndarray) -> np.ndarray:  # measured per-token cost, log-log, linear beyond the ends
+                inside = np.interp(np.log(n), ln_n, ln_f)
+                outside = icpt + slope * np.log(n)
+                return np.exp(np.where((n < curve[0, 0]) | (n > curve[-1, 0]), outside, inside))
+
+        compute = budget.max_flops
+        if compute is None:  # default: the largest measured training compute
+            N, D = (np.array(measured[v]) for v in (n_var, d_var))
+            compute = float(N[1] * D[1] * (6.0 if fpt is None else fpt(np.array([N[1]]))[0] / N[1]))
+        return allocation(res, compute, region, flops_per_token=fpt)
+    return None
