@@ -167,6 +167,7 @@ class FitResult:
     huber_delta: float = 0.0
     noise: float = 0.0  # robust residual scale in the law's space
     outliers: list[int] = field(default_factory=list)  # row indices whose residual is far off the noise
+    bootstrap_stuck: float = 0.0  # share of bootstrap refits that did not converge
 
     @property
     def params(self) -> dict[str, float]:
@@ -215,5 +216,6 @@ class FitResult:
             "huber_delta": self.huber_delta,
             "noise": self.noise,
             "outliers": self.outliers,
+            "bootstrap_unconverged": self.bootstrap_stuck,
             "bootstrap_resamples": 0 if self.bootstrap_thetas is None else len(self.bootstrap_thetas),
         }

@@ -348,6 +348,15 @@ def log_to_mlflow(
     metrics.update({f"param_{k}": v for k, v in payload["params"].items()})
     if "mean_rel_error" in payload.get("holdout", {}):
         metrics["holdout_mean_rel_error"] = payload["holdout"]["mean_rel_error"]
+    dec = payload.get("decision")
+    if dec:
+        for k, v in dec["values"].items():
+            if k in dec["region"]:
+                metrics[f"decision_{k}"] = v
+                if k in dec["ci95"]:
+                    metrics[f"decision_{k}_lo"], metrics[f"decision_{k}_hi"] = dec["ci95"][k]
+        lg.set_tags({"decision_status": dec["status"]})
+    metrics["warnings"] = len(payload.get("warnings", []))
     lg.log_metrics(metrics, step=0)
     for f in files:
         lg.log_artifact(f)

@@ -214,10 +214,24 @@ def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
         ]
         md += ["| parameter | value | 95% interval |", "|---|---|---|"]
         for k, v in d["params"].items():
-            lo, hi = d.get("ci95", {}).get(k, [float("nan")] * 2)
-            md.append(f"| {k} | {v:.5g} | [{lo:.4g}, {hi:.4g}] |")
-        if d.get("optimum"):
+            if k in d.get("ci95", {}):
+                lo, hi = d["ci95"][k]
+                md.append(f"| {k} | {v:.5g} | [{lo:.4g}, {hi:.4g}] |")
+            else:
+                ident = d.get("identifiable", {}).get(k, True)
+                md.append(f"| {k} | {v:.5g} | {'-' if ident else 'not identifiable'} |")
+        dec = d.get("decision")
+        if dec:
+            values = ", ".join(
+                f"{k} {v:.4g}" + (f" [{dec['ci95'][k][0]:.4g}, {dec['ci95'][k][1]:.4g}]" if k in dec["ci95"] else "")
+                for k, v in dec["values"].items()
+                if k in dec["region"]
+            )
+            md += ["", f"Decision ({dec['status']}): {values}. {dec['message']}."]
+        elif d.get("optimum"):
             md += ["", "Predicted optimum: " + ", ".join(f"{k} = {v:.3g}" for k, v in d["optimum"].items())]
+        if d.get("warnings"):
+            md += ["", "Warnings:", "", *[f"- {w}" for w in d["warnings"]]]
         if png is not None:
             import shutil
 

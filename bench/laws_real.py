@@ -1,0 +1,245 @@
+"""Real held-out validation of the laws: fit on all but the largest cells, predict the largest.
+
+For every real sweep (sweeps/laws_real_*.yaml: HSTU depth x width on ML-1M, Amazon Beauty and Video
+Games, trained with early stopping on the validation item; the test metric at the best validation
+epoch), the Performance Law (depth, width) and a plain power law in non-embedding parameters are
+fitted to the cells below the `--holdout` largest sizes; for each held-out cell we report the
+relative error of the prediction and whether the measured value lies in the 95% interval, and
+whether the measured best cell lies inside the interval of the law's recommended configuration.
+The data-fraction sweep (laws_real_ml1m_data) gets the same check with the largest fraction held out
+(tied Performance Law and Chinchilla in non-embedding parameters and training tokens).
+
+    .venv/bin/python bench/laws_real.py                  # writes results/reference/laws-real.md (+ .json)
+    .venv/bin/python bench/laws_real.py --sweeps laws_real_beauty --bootstrap 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fitters.table import read_table, unconverged
+from scalelab.fitting import FitJob, fit_payload, run_fit
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE_SWEEPS = ("laws_real_ml1m", "laws_real_beauty", "laws_real_games")
+DATA_SWEEP = "laws_real_ml1m_data"
+METRIC = "ndcg@10"
+WHICH = "best"  # test metric at the epoch of the best validation metric (early stopping)
+
+
+def load(name: str) -> pd.DataFrame | None:
+    for ext in ("parquet", "csv"):
+        p = ROOT / "results" / name / f"runs.{ext}"
+        if p.exists():
+            return read_table(p)
+    return None
+
+
+def check(
+    table: pd.DataFrame,
+    law: str,
+    x: list[str] | None,
+    held: pd.Series,
+    boot: int,
+    options: dict | None = None,
+) -> dict[str, Any]:
+    """Fit `law` on the rows not in `held`, predict the held rows, and the decision vs the measured best."""
+    train = table[~held]
+    job = FitJob(law=law, metric=METRIC, x=x, options=options or {}, holdout=0, bootstrap=boot, which=WHICH)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res, rows, variables = run_fit(train, job)
+        payload = fit_payload(res, job, "laws_real", rows)
+    from fitters.table import variable_column
+
+    cols = [variable_column(table, v) for v in variables]
+    test = table[held]
+    X = test[cols].to_numpy(dtype=float)
+    y = test[f"{WHICH}_{METRIC}"].to_numpy(dtype=float)
+    pred = res.predict(X)
+    lo, hi = res.predict_interval(X)
+    cells = [
+        {
+            "name": str(r["name"]),
+            "non_embedding_params": int(r["non_embedding_params"]),
+            "measured": float(y[i]),
+            "predicted": float(pred[i]),
+            "ci95": [float(lo[i]), float(hi[i])],
+            "rel_error": float((pred[i] - y[i]) / y[i]),
+            "inside": bool(lo[i] <= y[i] <= hi[i]),
+        }
+        for i, (_, r) in enumerate(test.iterrows())
+    ]
+    out: dict[str, Any] = {
+        "law": law,
+        "variables": variables,
+        "fitted_on": len(rows),
+        "r2": res.r2,
+        "params": res.params,
+        "ci95": {k: list(v) for k, v in res.ci.items()},
+        "warnings": payload["warnings"],
+        "held_out": cells,
+        "mean_abs_rel_error": float(np.mean([abs(c["rel_error"]) for c in cells])),
+    }
+    # the decision of the law fitted on the small cells vs the best cell measured over all of them
+    full = table[table["status"] == "finished"]
+    best = full.loc[full[f"{WHICH}_{METRIC}"].idxmax()]
+    measured_best = {v: float(best[c]) for v, c in zip(variables, cols, strict=True)}
+    out["measured_best"] = {
+        "name": str(best["name"]),
+        **measured_best,
+        "value": float(best[f"{WHICH}_{METRIC}"]),
+    }
+    dec = payload.get("decision")
+    if dec is None and res.law.DECISION == "predict":
+        # a monotone law recommends the largest measured size: is that the measured best?
+        biggest = full.loc[full["non_embedding_params"].idxmax()]
+        out["decision"] = {"status": "monotone", "values": {"params": float(biggest["non_embedding_params"])}}
+        out["measured_best_inside"] = bool(biggest["name"] == best["name"])
+    elif dec is not None:
+        out["decision"] = dec
+        out["measured_best_inside"] = dec["status"] != "edge" and all(
+            dec["ci95"][v][0] <= measured_best[v] <= dec["ci95"][v][1] for v in dec["ci95"]
+        )
+    return out
+
+
+def size_sweep(name: str, k: int, boot: int, min_cells: int = 12) -> dict[str, Any]:
+    t = load(name)
+    if t is None:
+        return {"sweep": name, "status": "not run"}
+    done = t[t["status"] == "finished"].copy()
+    report: dict[str, Any] = {"sweep": name, "cells": len(t), "finished": len(done)}
+    report["unconverged"] = done.loc[unconverged(done), "name"].astype(str).tolist()
+    report["table"] = done[["name", "depth", "width", "non_embedding_params", "epochs_run", "best_epoch",
+                            f"{WHICH}_hr@10", f"{WHICH}_{METRIC}"]].sort_values("non_embedding_params").to_dict("records")  # fmt: skip
+    if len(done) < min_cells:
+        report["status"] = f"only {len(done)} of {len(t)} cells finished: not fitted yet"
+        return report
+    sizes = np.sort(done["non_embedding_params"].unique())
+    held = done["non_embedding_params"] >= sizes[-k]
+    report["checks"] = [
+        check(done, "performance", None, held, boot),
+        check(done, "power", ["params"], held, boot),
+    ]
+    report["status"] = "fitted"
+    return report
+
+
+def data_sweep(boot: int) -> dict[str, Any]:
+    t = load(DATA_SWEEP)
+    if t is None:
+        return {"sweep": DATA_SWEEP, "status": "not run"}
+    done = t[t["status"] == "finished"].copy()
+    report: dict[str, Any] = {"sweep": DATA_SWEEP, "cells": len(t), "finished": len(done)}
+    if len(done) < len(t):
+        report["status"] = f"only {len(done)} of {len(t)} cells finished: not fitted yet"
+        return report
+    held = done["data_fraction"] >= done["data_fraction"].max()
+    report["checks"] = [
+        check(done, "chinchilla", ["params", "train_tokens"], held, boot),
+        check(done, "power", ["tokens"], held & (done["depth"] == done["depth"].max()), boot),
+    ]
+    report["status"] = "fitted"
+    return report
+
+
+def fmt_check(c: dict[str, Any]) -> list[str]:
+    lines = [
+        f"**{c['law']}** on {', '.join(c['variables'])}: fitted on {c['fitted_on']} cells, in-sample "
+        f"R^2 {c['r2']:.3f}; held-out mean |relative error| **{c['mean_abs_rel_error']:.1%}**",
+        "",
+        "| held-out cell | non-emb. params | measured | predicted | 95% interval | rel. error | inside |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in c["held_out"]:
+        lines.append(
+            f"| {r['name']} | {r['non_embedding_params']:,} | {r['measured']:.4f} | {r['predicted']:.4f} | "
+            f"[{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}] | {r['rel_error']:+.1%} | {'yes' if r['inside'] else 'no'} |"
+        )
+    dec = c.get("decision")
+    mb = c["measured_best"]
+    if dec:
+        if dec["status"] == "monotone":
+            txt = "a power law recommends the largest model"
+        else:
+            vals = ", ".join(
+                f"{k} {v:.4g}"
+                + (f" [{dec['ci95'][k][0]:.4g}, {dec['ci95'][k][1]:.4g}]" if k in dec.get("ci95", {}) else "")
+                for k, v in dec["values"].items()
+                if k in dec.get("region", {})
+            )
+            txt = f"{dec['status']}: {vals}"
+        lines += ["", f"Recommendation ({txt}); measured best {mb['name']} ({mb['value']:.4f}): "
+                  f"**{'inside' if c.get('measured_best_inside') else 'not inside'}** the recommendation."]  # fmt: skip
+    if c["warnings"]:
+        lines += ["", "Fit warnings: " + "; ".join(c["warnings"])]
+    return [*lines, ""]
+
+
+def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    md = [
+        "# Laws on real data: held-out prediction of the largest cells",
+        "",
+        "Generated by `.venv/bin/python bench/laws_real.py"
+        + (f" --holdout {args.holdout}" if args.holdout != 3 else "")
+        + f"` ({args.bootstrap} bootstrap resamples) from the runs tables of the sweeps below; metric: test "
+        f"{METRIC.upper()} at the epoch of the best validation {METRIC.upper()} (leave-two-out, early stopping). "
+        "Sweeps (each resumes when re-run): "
+        + ", ".join(f"`scalelab sweep sweeps/{s}.yaml`" for s in (*SIZE_SWEEPS, DATA_SWEEP)),
+        "",
+    ]
+    for r in reports:
+        md += [
+            f"## {r['sweep']}",
+            "",
+            f"Status: {r['status']} ({r.get('finished', 0)} of {r.get('cells', 0)} cells finished)",
+            "",
+        ]
+        if r.get("table"):
+            md += ["| cell | depth | width | non-emb. params | epochs | best epoch | HR@10 | NDCG@10 |",
+                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            for row in r["table"]:
+                md.append(
+                    f"| {row['name']} | {row['depth']} | {row['width']} | {int(row['non_embedding_params']):,} | "
+                    f"{int(row['epochs_run'])} | {int(row['best_epoch'])} | {row[f'{WHICH}_hr@10']:.4f} | "
+                    f"{row[f'{WHICH}_{METRIC}']:.4f} |"
+                )
+            md.append("")
+            if r.get("unconverged"):
+                md += [f"Not converged (best epoch = last): {', '.join(r['unconverged'])}", ""]
+        for c in r.get("checks", []):
+            md += fmt_check(c)
+    return "\n".join(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sweeps", nargs="+", default=[*SIZE_SWEEPS, DATA_SWEEP])
+    ap.add_argument("--holdout", type=int, default=3, help="distinct largest sizes held out")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument(
+        "--min-cells", type=int, default=12, help="finished cells a size sweep needs to be fitted"
+    )
+    ap.add_argument("--out", default=str(ROOT / "results" / "reference" / "laws-real.md"))
+    args = ap.parse_args()
+    reports = [
+        data_sweep(args.bootstrap)
+        if s == DATA_SWEEP
+        else size_sweep(s, args.holdout, args.bootstrap, args.min_cells)
+        for s in args.sweeps
+    ]
+    Path(args.out).write_text(markdown(reports, args))
+    Path(args.out).with_suffix(".json").write_text(json.dumps(reports, indent=2, default=float))
+    print(Path(args.out).read_text())
+
+
+if __name__ == "__main__":
+    main()
