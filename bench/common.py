@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -66,6 +67,7 @@ def machine() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu": _cpu_model() or platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "load_1_5_15": [round(x, 2) for x in os.getloadavg()],  # background runs distort timings
     }
 
 

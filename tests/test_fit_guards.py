@@ -143,7 +143,7 @@ def test_a_diverged_cell_is_listed_as_an_outlier() -> None:
 def test_unconverged_cells_are_flagged_before_the_fit() -> None:
     from scalelab.fitting import FitJob, run_fit
 
-    law, X, y = perf_data()
+    _law, X, y = perf_data()
     t = pd.DataFrame({"name": [f"c{i}" for i in range(len(y))], "depth": X[:, 0], "width": X[:, 1],
                       "final_ndcg@10": y, "status": "finished", "epochs_run": 20,
                       "best_epoch": [20 if i in (3, 5) else 12 for i in range(len(y))]})  # fmt: skip
@@ -220,7 +220,7 @@ def test_laws_share_one_constructor_and_declare_their_options() -> None:
         assert law.variables == list(law.default_variables())
         with pytest.raises(ValueError, match="has no option"):
             cls(None, nonsense=1)
-    with pytest.raises(ValueError, match="form must be one of|form must be"):
+    with pytest.raises(ValueError, match="form must be one of"):
         make_law("performance", form="weekly")
 
 
