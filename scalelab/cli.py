@@ -476,6 +476,15 @@ def _print_fit(d: dict[str, Any]) -> None:
     dec = d.get("decision")
     if dec:
         _print_decision(dec, d["metric"])
+    iso = d.get("isoflop")
+    if iso:
+        if "exponent" in iso:
+            law_exp = f" (fitted law: {iso['law_exponent']:.3f})" if "law_exponent" in iso else ""
+            out.print(
+                f"IsoFLOP cross-check: N_opt ~ C^{iso['exponent']:.3f} over {len(iso['levels'])} levels{law_exp}"
+            )
+        else:
+            out.print(f"IsoFLOP cross-check: {iso['note']}")
     if d.get("unconverged_cells"):
         out.print(
             f"not converged (best epoch = last epoch): {len(d['unconverged_cells'])} of {d['n_points']} cells"

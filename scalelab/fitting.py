@@ -185,6 +185,8 @@ def fit_payload(result: FitResult, job: FitJob, source: str, rows: pd.DataFrame)
     if {"non_embedding_params", "flops_per_token"} <= set(rows.columns):
         curve = rows[["non_embedding_params", "flops_per_token"]].astype(float).drop_duplicates()
         d["cost_curve"] = curve.sort_values("non_embedding_params").to_numpy().tolist()
+    if result.law.DECISION == "allocation" and {"train_flops", "non_embedding_params"} <= set(rows.columns):
+        d["isoflop"] = isoflop_check(result, rows, job)
     try:
         dec = decide(result, d)
     except (UserError, ValueError) as e:
@@ -195,6 +197,26 @@ def fit_payload(result: FitResult, job: FitJob, source: str, rows: pd.DataFrame)
         if dec.status == "edge":
             d["warnings"].append(dec.message)
     return d
+
+
+def isoflop_check(result: FitResult, rows: pd.DataFrame, job: FitJob) -> dict[str, Any]:
+    """Chinchilla approach 2 on the same runs (several sizes per compute level), against the N_opt
+    exponent of the fitted law (approach 3)."""
+    from fitters.isoflop import isoflop
+    from fitters.table import metric_column
+
+    y = rows[metric_column(rows, job.metric, job.which)].to_numpy(dtype=float)
+    iso = isoflop(
+        rows["non_embedding_params"].to_numpy(dtype=float),
+        rows["train_flops"].to_numpy(dtype=float),
+        y,
+        higher_is_better=result.law.higher_is_better,
+    )
+    law = result.law
+    if hasattr(law, "allocation") and (result.free is None or result.free.all()):
+        a, b = (law.allocation(result.theta, c)["N_opt"] for c in (1e15, 1e16))
+        iso["law_exponent"] = float(np.log10(b / a))
+    return iso
 
 
 def _first(rows: pd.DataFrame, col: str) -> Any:

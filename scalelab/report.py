@@ -223,7 +223,8 @@ def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
         dec = d.get("decision")
         if dec:
             values = ", ".join(
-                f"{k} {v:.4g}" + (f" [{dec['ci95'][k][0]:.4g}, {dec['ci95'][k][1]:.4g}]" if k in dec["ci95"] else "")
+                f"{k} {v:.4g}"
+                + (f" [{dec['ci95'][k][0]:.4g}, {dec['ci95'][k][1]:.4g}]" if k in dec["ci95"] else "")
                 for k, v in dec["values"].items()
                 if k in dec["region"]
             )

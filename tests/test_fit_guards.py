@@ -42,7 +42,9 @@ def test_a_variable_with_fewer_than_three_values_fixes_its_parameters_without_in
     assert not ident["b"] and not ident["beta"] and ident["alpha"]
     assert "b" not in res.ci and "beta" not in res.ci and "alpha" in res.ci
     assert res.theta[4] == 0.0 and res.theta[3] == law.params[3].fixed
-    assert any("b, beta are not identifiable" in w and "train_tokens has 1 distinct" in w for w in res.warnings)
+    assert any(
+        "b, beta are not identifiable" in w and "train_tokens has 1 distinct" in w for w in res.warnings
+    )
     assert res.params["alpha"] == pytest.approx(0.3, rel=1e-3)
     # ... and no compute allocation is offered from such a fit
     with pytest.raises(ValueError, match="not identifiable"):
@@ -265,3 +267,23 @@ def test_an_exact_fit_with_zero_noise_still_gives_finite_intervals() -> None:
     res = fit(law, X, y, bootstrap=20)
     assert np.allclose(res.theta, PERF_TRUE, atol=1e-6)
     assert all(np.isfinite(v).all() for v in res.ci.values())
+
+
+def test_isoflop_profiles_recover_the_compute_optimal_exponent() -> None:
+    from fitters.isoflop import isoflop
+
+    law = make_law("chinchilla")
+    truth = np.array([np.log(1.69), np.log(406.4), 0.34, np.log(410.7), 0.28])
+    rows = []
+    for C in (1e18, 1e19, 1e20, 1e21):
+        n_opt = law.allocation(truth, C)["N_opt"]
+        for f in np.geomspace(1 / 8, 8, 7):  # sizes around the optimum at equal compute
+            N = n_opt * f
+            rows.append((N, C, C / (6 * N)))
+    N, C, D = np.array(rows).T
+    y = law.predict(np.stack([N, D], axis=1), truth)
+    iso = isoflop(N, C, y, higher_is_better=False)
+    assert len(iso["levels"]) == 4 and all(r["N_opt"] for r in iso["levels"])
+    assert iso["exponent"] == pytest.approx(0.28 / (0.34 + 0.28), abs=0.02)
+    # one size per level: nothing to profile, said so
+    assert "note" in isoflop(N[::7], C[::7], y[::7], higher_is_better=False)
