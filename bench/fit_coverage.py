@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -141,6 +142,26 @@ def stability(law_name: str, sigma: float, method: str) -> dict:
     return {"law": law_name, "noise": sigma, "method": method, "max_endpoint_shift_rel_width": rel}
 
 
+def to_markdown(data: dict) -> str:
+    """The coverage table and the stability check as Markdown (for results/reference/fit.md)."""
+    md = [
+        "| law | method | grid (points) | noise | parameters: coverage of the 95% interval | decision |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in data["cases"]:
+        cov = ", ".join(f"{k} {v:.0%}" for k, v in r["coverage"].items() if v is not None)
+        md.append(
+            f"| {r['law']} | {r['method']} | {r['grid']} ({r['points']}) | {r['noise']:g} | {cov} | "
+            f"{r['decision_coverage']:.0%} |"
+        )
+    md += ["", "| law | method | largest endpoint shift, 500 vs 2000 resamples (share of the interval width) |",
+           "|---|---|---|"]  # fmt: skip
+    for r in data["stability"]:
+        shifts = ", ".join(f"{k} {v:.1%}" for k, v in r["max_endpoint_shift_rel_width"].items())
+        md.append(f"| {r['law']} | {r['method']} | {shifts} |")
+    return "\n".join(md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=20)
@@ -149,7 +170,11 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["residual", "case"])
     ap.add_argument("--noise", nargs="+", type=float, default=[0.001, 0.003, 0.01])
     ap.add_argument("--out", default=str(ROOT / "results" / "reference" / "fit_coverage.json"))
+    ap.add_argument("--render", metavar="JSON", help="print the Markdown tables of a finished run and stop")
     args = ap.parse_args()
+    if args.render:
+        print(to_markdown(json.loads(Path(args.render).read_text())))
+        return
     rows, stab = [], []
     for law_name in args.laws:
         for method in args.methods:
@@ -162,7 +187,9 @@ def main() -> None:
                       f"{r['decision_coverage']:.0%} ({r['seconds']:.0f} s)", flush=True)  # fmt: skip
             stab.append(stability(law_name, 0.003, method))
             print("  stability 500 vs 2000 resamples:", stab[-1]["max_endpoint_shift_rel_width"], flush=True)
-    Path(args.out).write_text(json.dumps({"cases": rows, "stability": stab}, indent=2))
+    data = {"cases": rows, "stability": stab, "machine_load_1_5_15": list(os.getloadavg())}
+    Path(args.out).write_text(json.dumps(data, indent=2))
+    print(to_markdown(data))
     print(f"wrote {args.out}")
 
 

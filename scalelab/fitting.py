@@ -470,6 +470,13 @@ def decide(
 ) -> Decision | None:
     """The law's decision (fitters.decisions) inside the trust region and the budget, with its
     bootstrap interval; None for a law that only predicts."""
+    try:
+        return _decide(res, d, budget, trust)
+    except ValueError as e:  # a decision the data cannot support is the user's to know, not a crash
+        raise UserError(str(e)) from None
+
+
+def _decide(res: FitResult, d: dict[str, Any], budget: Budget | None, trust: float | None) -> Decision | None:
     budget = budget or Budget()
     trust = trust or float(d.get("trust", DEFAULT_TRUST))
     measured = {v: tuple(d["measured_range"][v]) for v in res.law.variables}
