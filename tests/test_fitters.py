@@ -20,13 +20,13 @@ def noisy(law, X, theta, sigma, rng, log=False):
     return y * np.exp(rng.normal(0, sigma, len(y))) if log else y + rng.normal(0, sigma, len(y))
 
 
-def coverage(law_factory, X, theta, sigma, reps, boots, log=False) -> tuple[float, list[dict]]:
+def coverage(law_factory, X, theta, sigma, reps, boots, log=False, method="residual") -> tuple[float, list[dict]]:
     rng = np.random.default_rng(0)
     inside, results = 0, []
     for r in range(reps):
         law = law_factory()
         y = noisy(law, X, theta, sigma, rng, log)
-        res = fit(law, X, y, bootstrap=boots, seed=r)
+        res = fit(law, X, y, bootstrap=boots, seed=r, method=method)
         lo = np.array([res.ci[p.name][0] for p in law.params])
         hi = np.array([res.ci[p.name][1] for p in law.params])
         inside += int(np.all((theta >= lo) & (theta <= hi)))
@@ -48,7 +48,7 @@ def test_power_law_recovery_and_coverage() -> None:
 def test_performance_law_recovery_coverage_and_optimum() -> None:
     law = make_law("performance", ["depth", "width"])
     cov, results = coverage(
-        lambda: make_law("performance", ["depth", "width"]), GRID, PERF_TRUE, 0.002, 8, 60
+        lambda: make_law("performance", ["depth", "width"]), GRID, PERF_TRUE, 0.002, 8, 60, method="case"
     )
     assert cov >= 0.6, cov
     true_opt = law.optimum(PERF_TRUE)
