@@ -24,14 +24,17 @@ class Param:
     """A parameter with its bounds.
 
     `needs`: the variables that must vary (at least 3 distinct values of one of them) for the data to
-    pin the parameter down; when none does, the engine fixes it at `fixed` and reports it as not
-    identifiable, without an interval."""
+    pin the parameter down; when none does, it is reported as not identifiable and gets no interval.
+    A `scale` parameter (the weight of a term) is still fitted from 2 distinct values, with the term's
+    shape parameters fixed, so the measured difference between the two levels is kept; otherwise, and
+    with a single value, the parameter is fixed at `fixed` (for a scale: the value with no effect)."""
 
     name: str
     lower: float = -np.inf
     upper: float = np.inf
     needs: tuple[str, ...] = ()
     fixed: float = 0.0
+    scale: bool = False
     identifiable: bool = True  # False: one dataset can never pin it down (reported as such)
 
 
@@ -162,7 +165,9 @@ class FitResult:
     holdout: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     start_spread: float = 0.0  # loss gap between the best and the runner-up distinct optimum
-    free: np.ndarray | None = None  # which parameters were fitted (the others fixed: not identifiable)
+    free: np.ndarray | None = None  # which parameters were fitted (the others fixed)
+    identified: np.ndarray | None = None  # which fitted parameters the data pin down (with intervals)
+    undetermined: list[str] = field(default_factory=list)  # variables with fewer than 3 distinct values
     interval_method: str = ""
     huber_delta: float = 0.0
     noise: float = 0.0  # robust residual scale in the law's space
@@ -175,8 +180,8 @@ class FitResult:
 
     @property
     def identifiable(self) -> dict[str, bool]:
-        free = np.ones(len(self.theta), bool) if self.free is None else self.free
-        return {p.name: bool(p.identifiable and f) for p, f in zip(self.law.params, free, strict=True)}
+        ok = np.ones(len(self.theta), bool) if self.identified is None else self.identified
+        return {p.name: bool(p.identifiable and f) for p, f in zip(self.law.params, ok, strict=True)}
 
     def predict(self, X: np.ndarray, clip: bool = True) -> np.ndarray:
         p = self.law.predict(np.asarray(X, dtype=float), self.theta)
@@ -203,12 +208,13 @@ class FitResult:
             "params": self.params,
             "ci95": {k: list(v) for k, v in self.ci.items()},
             "identifiable": self.identifiable,
+            "undetermined": self.undetermined,
             "loss": self.loss,
             "converged": self.converged,
             "n_points": self.n_points,
             "r2": self.r2,
             "rmse": self.rmse,
-            "optimum": self.law.optimum(self.theta),
+            "optimum": {k: v for k, v in self.law.optimum(self.theta).items() if k not in self.undetermined},
             "holdout": self.holdout,
             "warnings": self.warnings,
             "start_spread": self.start_spread,

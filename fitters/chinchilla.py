@@ -47,10 +47,10 @@ class ChinchillaLaw(Law):
         n, d = (self.variables[0],), (self.variables[1],)
         return [
             Param("e", -20, 20),
-            Param("a", -20, 60, n, -20.0),
-            Param("alpha", 0.0, 5.0, n, 0.0),
-            Param("b", -20, 60, d, -20.0),
-            Param("beta", 0.0, 5.0, d, 0.0),
+            Param("a", -20, 60, n, -20.0, scale=True),
+            Param("alpha", 0.0, 5.0, n, 0.3),
+            Param("b", -20, 60, d, -20.0, scale=True),
+            Param("beta", 0.0, 5.0, d, 0.3),
         ]
 
     def gap(self, y: np.ndarray) -> np.ndarray:

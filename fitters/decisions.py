@@ -131,7 +131,7 @@ def best_config(
     def edges(x: np.ndarray) -> dict[str, str]:
         e = {}
         for j, v in enumerate(law.variables):
-            if v not in region or vmin[v] == vmax[v]:
+            if v not in region or vmin[v] == vmax[v] or v in result.undetermined:
                 continue
             nat = (natural or {}).get(v, (-np.inf, np.inf))
             if x[j] >= vmax[v] and vmax[v] < nat[1]:
@@ -179,6 +179,12 @@ def best_config(
         message = f"interior optimum: {shown}"
     if edge_share > 0.05 and status != "edge":
         message += f" ({edge_share:.0%} of the bootstrap fits put the best on the region's edge)"
+    few = [v for v in result.undetermined if v in region]
+    if few:
+        message += (
+            f"; {', '.join(few)} had fewer than 3 measured values, so the law cannot interpolate "
+            "it: only the measured values are candidates"
+        )
     return Decision(
         kind="best_config",
         values=values,
@@ -207,8 +213,8 @@ def allocation(
     per-token cost to count the item-scoring layer), inside the trust region of both variables."""
     law = result.law
     n_var, d_var = law.variables[:2]
-    if result.free is not None and not result.free.all():
-        fixed = [p.name for p, f in zip(law.params, result.free, strict=True) if not f]
+    if result.identified is not None and not result.identified.all():
+        fixed = [p.name for p, f in zip(law.params, result.identified, strict=True) if not f]
         raise ValueError(
             f"no compute allocation: parameters {', '.join(fixed)} are not identifiable (a variable did "
             "not vary enough), so the trade-off between N and D is unknown"

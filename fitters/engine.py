@@ -176,11 +176,18 @@ def _quality(law: Law, X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> tuple
     return (1 - ss_res / ss_tot) if ss_tot > 0 else float("nan"), float(np.sqrt(ss_res / len(y)))
 
 
-def identifiable_mask(law: Law, X: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
-    """Which parameters the data can pin down, and the distinct-value count of each variable."""
+def identifiable_mask(law: Law, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """(fitted, identified, distinct values per variable): a parameter is identified when one of the
+    variables it needs has at least MIN_DISTINCT values; a scale parameter is still fitted (not
+    identified) when it has 2, with the shape parameters of its term fixed."""
     distinct = {v: len(np.unique(X[:, j])) for j, v in enumerate(law.variables)}
-    free = np.array([not p.needs or any(distinct[v] >= MIN_DISTINCT for v in p.needs) for p in law.params])
-    return free, distinct
+
+    def levels(p) -> int:
+        return max((distinct[v] for v in p.needs), default=MIN_DISTINCT)
+
+    identified = np.array([levels(p) >= MIN_DISTINCT for p in law.params])
+    fitted = identified | np.array([p.scale and levels(p) == 2 for p in law.params])
+    return fitted, identified, distinct
 
 
 # ------------------------------------------------------------------------------------------- fit
@@ -218,7 +225,7 @@ def fit(
         what = "positive values" if law.space == "log" else f"values below {law.ceiling:g}"  # type: ignore[attr-defined]
         raise ValueError(f"the {law.name} law is fitted in log space and needs {what}")
     law = law.bind(X)
-    free, distinct = identifiable_mask(law, X)
+    free, identified, distinct = identifiable_mask(law, X)
     fixed = np.array([prm.fixed for prm in law.params], dtype=float)
     prob = Problem(law, X, y, free, fixed)
     n_free = int(free.sum())
@@ -233,6 +240,8 @@ def fit(
     theta = prob.full(theta_f)
     r2, rmse = _quality(law, X, y, theta)
     result = FitResult(law, theta, loss, ok, len(y), r2, rmse, start_spread=spread, free=free)
+    result.identified = identified
+    result.undetermined = [v for v, k in distinct.items() if k < MIN_DISTINCT]
     result.huber_delta, result.noise, result.interval_method = float(delta), float(noise), method
 
     if bootstrap:
@@ -243,7 +252,7 @@ def fit(
         lo, hi = np.quantile(result.bootstrap_thetas, [a, 1 - a], axis=0)
         result.ci = {
             prm.name: (float(l_), float(h_))
-            for prm, l_, h_, f in zip(law.params, lo, hi, free, strict=True)
+            for prm, l_, h_, f in zip(law.params, lo, hi, identified, strict=True)
             if f
         }
     result.outliers = _outliers(prob, theta_f, noise)
@@ -324,16 +333,22 @@ def _warnings(
         out.append("the optimiser did not report convergence")
     if res.n_points < 2 * n_free:
         out.append(f"only {res.n_points} points for {n_free} fitted parameters: intervals will be wide")
-    unpinned = [p.name for p, f in zip(law.params, free, strict=True) if not f]
+    ident = res.identified if res.identified is not None else free
+    unpinned = [p.name for p, f in zip(law.params, ident, strict=True) if not f]
     if unpinned:
         few = [v for v, k in distinct.items() if k < MIN_DISTINCT]
+        fixed = [f"{p.name} = {p.fixed:g}" for p, f in zip(law.params, free, strict=True) if not f]
+        kept = [p.name for p, f, i in zip(law.params, free, ident, strict=True) if f and not i]
         out.append(
             f"parameters {', '.join(unpinned)} are not identifiable: "
             + ", ".join(f"{v} has {distinct[v]} distinct value(s)" for v in few)
-            + f" (at least {MIN_DISTINCT} needed); they are fixed "
-            + "("
-            + ", ".join(f"{p.name} = {p.fixed:g}" for p, f in zip(law.params, free, strict=True) if not f)
-            + ") and get no interval"
+            + f" (at least {MIN_DISTINCT} needed); they get no interval"
+            + (f"; fixed: {', '.join(fixed)}" if fixed else "")
+            + (
+                f"; {', '.join(kept)} still fitted to the difference between the two measured levels"
+                if kept
+                else ""
+            )
         )
     for prm, v, f in zip(law.params, theta, free, strict=True):
         if not f:
@@ -381,7 +396,7 @@ def _warnings(
             f"{', '.join(map(str, res.outliers))}): diverged or mislabelled cells? check them"
         )
     for var, x_opt in law.optimum(theta).items():
-        if var in law.variables:
+        if var in law.variables and var not in res.undetermined:
             col = X[:, law.variables.index(var)]
             if not (col.min() <= x_opt <= col.max()):
                 out.append(
@@ -406,7 +421,7 @@ def _holdout(
     if train.sum() < len(law.params):
         return {"error": f"only {int(train.sum())} points left to fit {len(law.params)} parameters"}
     small = law.bind(X[train])
-    free, _ = identifiable_mask(small, X[train])
+    free, _, _ = identifiable_mask(small, X[train])
     prob = Problem(small, X[train], y[train], free, np.array([p.fixed for p in small.params], dtype=float))
     theta_f, _, ok, _ = _search(prob, delta, refine)
     theta = prob.full(theta_f)

@@ -73,8 +73,8 @@ class PerformanceLaw(Law):
     def params(self) -> list[Param]:
         d, w = (self.variables[0],), (self.variables[1],)
         common = [
-            Param("w1", needs=d),
-            Param("w2", needs=w),
+            Param("w1", needs=d, scale=True),
+            Param("w2", needs=w, scale=True),
             Param("w3", -10, 10, d, -1.0),
             Param("w4", -10, 10, w, -1.0),
         ]
@@ -83,10 +83,10 @@ class PerformanceLaw(Law):
         t, e = (self.variables[2],), (self.variables[3],)
         return [
             *common,
-            Param("w5", -10, 10, t + e, 0.0),
+            Param("w5", -10, 10, t + e, -0.5),
             Param("b"),
-            Param("kappa", 0.0, 10.0, t, 0.0),
-            Param("lambda", 0.0, 50.0, e, 0.0),
+            Param("kappa", 0.0, 10.0, t, 0.0, scale=True),
+            Param("lambda", 0.0, 50.0, e, 0.0, scale=True),
         ]
 
     def bind(self, X: np.ndarray) -> PerformanceLaw:
@@ -147,7 +147,8 @@ class PerformanceLaw(Law):
         out: dict[str, float] = {}
         for name, w, a in (("depth", theta[0], theta[2]), ("width", theta[1], theta[3])):
             if w > 0 and a != 0:
-                out[name] = float(2.0 ** (-1.0 / a))
+                with np.errstate(over="ignore"):
+                    out[name] = float(np.power(2.0, -1.0 / a))  # inf for an exponent near 0
         return out
 
     def notes(self, theta: np.ndarray, X: np.ndarray) -> list[str]:
@@ -157,6 +158,8 @@ class PerformanceLaw(Law):
             if w >= 0 or a == 0:
                 continue
             x = X[:, j]
+            if len(np.unique(x)) < 3:  # the term's shape was fixed, not fitted: nothing to read
+                continue
             lo, hi = float(x.min()), float(x.max())
             x_star = 2.0 ** (-1.0 / a)
             slope = [w * dg_dx(v, a) for v in (lo, hi)]

@@ -41,7 +41,11 @@ class PowerLaw(Law):
         if self.y_range is not None:
             lo, hi = max(lo, self.y_range[0]), min(hi, self.y_range[1])
         v = (self.variables[0],)
-        return [Param("E", lo, hi), Param("a", -50.0, 50.0, v, -50.0), Param("alpha", 0.0, 10.0, v, 0.0)]
+        return [
+            Param("E", lo, hi),
+            Param("a", -50.0, 50.0, v, -50.0, scale=True),
+            Param("alpha", 0.0, 10.0, v, 0.5),
+        ]
 
     def evaluate(self, X: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         e, a, alpha = theta

@@ -456,7 +456,8 @@ def _print_fit(d: dict[str, Any]) -> None:
             lo, hi = d["ci95"][k]
             t.add_row(k, f"{v:.5g}", f"[{lo:.4g}, {hi:.4g}]")
         elif not d.get("identifiable", {}).get(k, True):
-            t.add_row(k, f"{v:.5g}", "not identifiable (fixed)" if d.get("free") else "not identifiable")
+            fitted = dict(zip(d["params"], d.get("free") or [], strict=False)).get(k, False)
+            t.add_row(k, f"{v:.5g}", "not identifiable" + (" (fitted to 2 levels)" if fitted else " (fixed)"))
         else:
             t.add_row(k, f"{v:.5g}", "-")
     out.print(t)

@@ -402,6 +402,9 @@ def load_fit(path: Path) -> tuple[FitResult, dict[str, Any]]:
         raise UserError(f"{path}: not a fit written by `scalelab fit` (missing or malformed {e})") from None
     res.bootstrap_thetas = np.array(d["bootstrap_thetas"]) if d.get("bootstrap_thetas") else None
     res.free = np.array(d["free"], dtype=bool) if d.get("free") else None
+    ident = d.get("identifiable", {})
+    res.identified = np.array([ident.get(p.name, True) for p in law.params], dtype=bool) if ident else None
+    res.undetermined = list(d.get("undetermined", []))
     return res, d
 
 
@@ -461,6 +464,11 @@ def _candidates(res: FitResult, d: dict[str, Any], region: dict[str, tuple[float
     depths = range(max(1, int(np.ceil(d_lo))), int(np.floor(d_hi)) + 1)
     widths = {w for w in range(step, int(w_hi) + 1, step) if w >= w_lo}
     widths |= {int(w) for w in d["measured_range"][variables[1]]}
+    # a variable with fewer than 3 measured values: the law cannot interpolate it, only its levels count
+    if variables[0] in res.undetermined:
+        depths = sorted({int(v) for v in d["measured_range"][variables[0]]})  # type: ignore[assignment]
+    if variables[1] in res.undetermined:
+        widths = {int(v) for v in d["measured_range"][variables[1]]}
     fixed = [float(np.mean(d["measured_range"][v])) for v in variables[2:]]
     return np.array([(L, h, *fixed) for L in depths for h in sorted(widths)], dtype=float)
 

@@ -41,7 +41,7 @@ def test_a_variable_with_fewer_than_three_values_fixes_its_parameters_without_in
     ident = res.identifiable
     assert not ident["b"] and not ident["beta"] and ident["alpha"]
     assert "b" not in res.ci and "beta" not in res.ci and "alpha" in res.ci
-    assert res.theta[4] == 0.0 and res.theta[3] == law.params[3].fixed
+    assert res.theta[3] == law.params[3].fixed and res.theta[4] == law.params[4].fixed  # B ~ 0: no D term
     assert any(
         "b, beta are not identifiable" in w and "train_tokens has 1 distinct" in w for w in res.warnings
     )
@@ -53,20 +53,27 @@ def test_a_variable_with_fewer_than_three_values_fixes_its_parameters_without_in
 
 def test_performance_law_with_two_depths_reports_the_depth_term_as_not_identifiable() -> None:
     X = np.array([(L, h) for L in (2, 4) for h in (16, 32, 64, 128)], dtype=float)
-    law, _, y = perf_data(X=X, sigma=0.001)
+    law, _, y = perf_data(X=X, sigma=0.0)
     res = fit(law, X, y, bootstrap=20)
     assert not res.identifiable["w1"] and not res.identifiable["w3"]
-    assert set(res.ci) == {"w2", "w4", "c"}
-    assert res.theta[0] == 0.0  # the depth term is switched off, not guessed
+    assert set(res.ci) == {"w2", "w4", "c"} and res.undetermined == ["depth"]
+    # the shape is fixed, the weight still fitted: the measured gap between the two depths is kept
+    assert res.theta[2] == law.params[2].fixed
+    gap = lambda yy: yy[X[:, 0] == 4].mean() - yy[X[:, 0] == 2].mean()  # noqa: E731
+    assert gap(res.predict(X)) == pytest.approx(gap(y), abs=1e-6)
+    assert any("w1 still fitted to the difference between the two measured levels" in w for w in res.warnings)
 
 
 def test_identifiable_mask_counts_distinct_values() -> None:
     law = make_law("performance", form="tied")
     X = np.array([[L, h, t, 0.5] for L in (1, 2, 4) for h in (8, 16, 32) for t in (1e5, 2e5)], dtype=float)
-    free, distinct = identifiable_mask(law, X)
+    fitted, identified, distinct = identifiable_mask(law, X)
     assert distinct == {"depth": 3, "width": 3, "tokens": 2, "apen": 1}
-    names = [p.name for p, f in zip(law.params, free, strict=True) if not f]
+    names = [p.name for p, f in zip(law.params, identified, strict=True) if not f]
     assert names == ["w5", "kappa", "lambda"]
+    assert [p.name for p, f, i in zip(law.params, fitted, identified, strict=True) if f and not i] == [
+        "kappa"
+    ]
 
 
 # -------------------------------------------------------------------------------- bounds and ranges

@@ -20,7 +20,9 @@ def noisy(law, X, theta, sigma, rng, log=False):
     return y * np.exp(rng.normal(0, sigma, len(y))) if log else y + rng.normal(0, sigma, len(y))
 
 
-def coverage(law_factory, X, theta, sigma, reps, boots, log=False, method="residual") -> tuple[float, list[dict]]:
+def coverage(
+    law_factory, X, theta, sigma, reps, boots, log=False, method="residual"
+) -> tuple[float, list[dict]]:
     rng = np.random.default_rng(0)
     inside, results = 0, []
     for r in range(reps):
