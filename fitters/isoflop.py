@@ -24,7 +24,7 @@ def isoflop(
             levels[-1].append(int(i))
         else:
             levels.append([int(i)])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for idx in levels:
         ln_n = np.log(N[idx])
         if len(np.unique(ln_n)) < 3:
@@ -41,10 +41,10 @@ def isoflop(
                 "note": "" if inside else "no interior optimum at this level",
             }
         )
-    good = [r for r in rows if r["N_opt"] is not None]
+    good = [(float(r["compute"]), float(r["N_opt"])) for r in rows if r["N_opt"] is not None]
     out: dict[str, Any] = {"levels": rows}
     if len(good) >= 2:
-        s, _k = np.polyfit(np.log([r["compute"] for r in good]), np.log([r["N_opt"] for r in good]), 1)
+        s, _k = np.polyfit(np.log([c for c, _ in good]), np.log([n for _, n in good]), 1)
         out["exponent"] = float(s)
     else:
         out["note"] = "fewer than 2 compute levels with an interior optimum: no IsoFLOP exponent"

@@ -120,8 +120,9 @@ class PerformanceLaw(Law):
 
     def starts(self, X: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
         out = []
-        extra = (
-            [()]
+        # tied form: (w5, kappa, lambda) on a small grid; per-dataset: none (one pass)
+        extra: list[tuple[float, ...]] = (
+            [(0.0, 0.0, 0.0)]
             if self.form == "per_dataset"
             else list(itertools.product((-0.5, 0.5), (0.5, 1.0), (0.0, 1.0)))
         )

@@ -87,8 +87,8 @@ def _runs_from_mlflow(experiment: str, uri: str | None) -> pd.DataFrame:
     rows = []
     for r in client.search_runs([exp.experiment_id], filter_string="tags.kind = 'trial'", max_results=50_000):
         row: dict[str, Any] = {"status": r.data.tags.get("status")}
-        for k, v in r.data.params.items():
-            row[k.removeprefix("model.") if k in ("model.depth", "model.width") else f"cfg.{k}"] = v
+        for k, p in r.data.params.items():
+            row[k.removeprefix("model.") if k in ("model.depth", "model.width") else f"cfg.{k}"] = p
         for k, v in r.data.metrics.items():
             row[k.replace("_at_", "@")] = v
         rows.append(row)
