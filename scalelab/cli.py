@@ -477,6 +477,8 @@ def _print_fit(d: dict[str, Any]) -> None:
     dec = d.get("decision")
     if dec:
         _print_decision(dec, d["metric"])
+    if d.get("extrapolation"):
+        _print_extrapolation(d["extrapolation"], d["metric"])
     iso = d.get("isoflop")
     if iso:
         if "exponent" in iso:
@@ -486,12 +488,18 @@ def _print_fit(d: dict[str, Any]) -> None:
             )
         else:
             out.print(f"IsoFLOP cross-check: {iso['note']}")
-    if d.get("unconverged_cells"):
-        out.print(
-            f"not converged (best epoch = last epoch): {len(d['unconverged_cells'])} of {d['n_points']} cells"
-        )
     for w in d.get("warnings", []):
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+def _print_extrapolation(e: dict[str, Any], metric: str) -> None:
+    at = ", ".join(f"{k} {_fmt(v)}" for k, v in e["at"].items())
+    lo, hi = e["ci95"]
+    out.print(
+        f"at the trust region's edge ({at}, {e['trust']:g}x the largest measured): predicted {metric} "
+        f"{e['predicted']:.4f} [{lo:.4f}, {hi:.4f}]",
+        highlight=False,
+    )
 
 
 def _print_decision(dec: dict[str, Any], metric: str) -> None:
@@ -613,6 +621,7 @@ def predict_cmd(
     if decision is None:
         if budget:
             raise UserError(f"the {d['law']} law takes no decisions under a budget; use --at to predict")
+        _print_extrapolation(fitting.edge_prediction(res, d, trust), d["metric"])
         return
     if budget:
         out.print(f"budget: {budget.describe()}")

@@ -192,6 +192,8 @@ def fit_payload(result: FitResult, job: FitJob, source: str, rows: pd.DataFrame)
     except (UserError, ValueError) as e:
         d["warnings"].append(f"no decision: {e}")
         dec = None
+    if dec is None:
+        d["extrapolation"] = edge_prediction(result, d)
     if dec is not None:
         d["decision"] = dec.to_dict()
         if dec.status == "edge":
@@ -471,6 +473,21 @@ def _candidates(res: FitResult, d: dict[str, Any], region: dict[str, tuple[float
         widths = {int(v) for v in d["measured_range"][variables[1]]}
     fixed = [float(np.mean(d["measured_range"][v])) for v in variables[2:]]
     return np.array([(L, h, *fixed) for L in depths for h in sorted(widths)], dtype=float)
+
+
+def edge_prediction(res: FitResult, d: dict[str, Any], trust: float | None = None) -> dict[str, Any]:
+    """The prediction, with its interval, where the trust region ends: every variable at `trust` x its
+    largest measured value (how far a law that only predicts may be taken)."""
+    trust = trust or float(d.get("trust", DEFAULT_TRUST))
+    at = {v: float(d["measured_range"][v][1]) * trust for v in res.law.variables}
+    x = np.array([[at[v] for v in res.law.variables]])
+    lo, hi = res.predict_interval(x)
+    return {
+        "at": at,
+        "trust": trust,
+        "predicted": float(res.predict(x)[0]),
+        "ci95": [float(lo[0]), float(hi[0])],
+    }
 
 
 def decide(
