@@ -119,7 +119,7 @@ def size_sweep(name: str, k: int, boot: int, min_cells: int = 12) -> dict[str, A
     report: dict[str, Any] = {"sweep": name, "cells": len(t), "finished": len(done)}
     report["unconverged"] = done.loc[unconverged(done), "name"].astype(str).tolist()
     report["table"] = done[["name", "depth", "width", "non_embedding_params", "epochs_run", "best_epoch",
-                            f"{WHICH}_hr@10", f"{WHICH}_{METRIC}"]].sort_values("non_embedding_params").to_dict("records")  # fmt: skip
+                            f"{WHICH}_hr@10", f"{WHICH}_{METRIC}", "wall_time_s"]].sort_values("non_embedding_params").to_dict("records")  # fmt: skip
     if len(done) < min_cells:
         report["status"] = f"only {len(done)} of {len(t)} cells finished: not fitted yet"
         return report
@@ -193,24 +193,25 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
         + f"` ({args.bootstrap} bootstrap resamples) from the runs tables of the sweeps below; metric: test "
         f"{METRIC.upper()} at the epoch of the best validation {METRIC.upper()} (leave-two-out, early stopping). "
         "Sweeps (each resumes when re-run): "
-        + ", ".join(f"`scalelab sweep sweeps/{s}.yaml`" for s in (*SIZE_SWEEPS, DATA_SWEEP)),
+        + ", ".join(f"`scalelab sweep sweeps/{s}.yaml`" for s in (*SIZE_SWEEPS, DATA_SWEEP))
+        + ". On 2 CPU cores each takes hours (the wall times below include time shared with other jobs).",
         "",
     ]
     for r in reports:
-        md += [
-            f"## {r['sweep']}",
-            "",
-            f"Status: {r['status']} ({r.get('finished', 0)} of {r.get('cells', 0)} cells finished)",
-            "",
-        ]
+        count = (
+            f" ({r.get('finished', 0)} of {r.get('cells', 0)} cells finished)"
+            if r["status"] == "fitted"
+            else ""
+        )
+        md += [f"## {r['sweep']}", "", f"Status: {r['status']}{count}", ""]
         if r.get("table"):
-            md += ["| cell | depth | width | non-emb. params | epochs | best epoch | HR@10 | NDCG@10 |",
-                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            md += ["| cell | depth | width | non-emb. params | epochs | best epoch | HR@10 | NDCG@10 | wall time |",
+                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
             for row in r["table"]:
                 md.append(
                     f"| {row['name']} | {row['depth']} | {row['width']} | {int(row['non_embedding_params']):,} | "
                     f"{int(row['epochs_run'])} | {int(row['best_epoch'])} | {row[f'{WHICH}_hr@10']:.4f} | "
-                    f"{row[f'{WHICH}_{METRIC}']:.4f} |"
+                    f"{row[f'{WHICH}_{METRIC}']:.4f} | {row['wall_time_s'] / 60:.0f} min |"
                 )
             md.append("")
             if r.get("unconverged"):
