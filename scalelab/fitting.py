@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fitters import LAWS, FitResult, fit, make_law, metric_range
+from fitters import LAWS, FitResult, Law, fit, make_law, metric_range
 from fitters.decisions import DEFAULT_TRUST, Decision, allocation, best_config, trust_region
 from fitters.table import read_table, select, unconverged
 from scalelab.errors import UserError
@@ -34,7 +34,7 @@ class FitJob:
     trust: float = DEFAULT_TRUST
 
 
-def build_law(job: FitJob):
+def build_law(job: FitJob) -> Law:
     """The law of `job` with its options: those the job gives, plus what the metric implies (a law that
     declares `direction` rises for a metric and falls for a loss; a bounded metric sets `y_range`)."""
     if job.law not in LAWS:
@@ -215,7 +215,7 @@ def isoflop_check(result: FitResult, rows: pd.DataFrame, job: FitJob) -> dict[st
         higher_is_better=result.law.higher_is_better,
     )
     law = result.law
-    if hasattr(law, "allocation") and (result.free is None or result.free.all()):
+    if hasattr(law, "allocation") and (result.identified is None or result.identified.all()):
         a, b = (law.allocation(result.theta, c)["N_opt"] for c in (1e15, 1e16))
         iso["law_exponent"] = float(np.log10(b / a))
     return iso
