@@ -110,9 +110,9 @@ FAST := $(BUCKETED) --set train.negatives_per=sequence
 reproduce-ml1m-ties-fast: $(STAMP)
 	$(call repro,-ties-fast,--set data.ties=shuffle $(FAST))
 
-# Real held-out validation of the laws (results/reference/laws-real.md): four HSTU sweeps on ML-1M,
+# Real held-out validation of the laws (results/reference/laws-real.md): HSTU sweeps on ML-100K, ML-1M,
 # Amazon Beauty and Video Games (hours each on 2 cores; re-running resumes), then the record.
-LAWS_REAL ?= laws_real_beauty laws_real_games laws_real_ml1m laws_real_ml1m_data
+LAWS_REAL ?= laws_real_ml100k laws_real_beauty laws_real_games laws_real_ml1m laws_real_ml1m_data
 laws-real: $(STAMP)
 	@for s in $(LAWS_REAL); do $(BIN)/scalelab sweep sweeps/$$s.yaml || exit 1; done
 	$(BIN)/python bench/laws_real.py

@@ -1,6 +1,6 @@
 """Real held-out validation of the laws: fit on all but the largest cells, predict the largest.
 
-For every real sweep (sweeps/laws_real_*.yaml: HSTU depth x width on ML-1M, Amazon Beauty and Video
+For every real sweep (sweeps/laws_real_*.yaml: HSTU depth x width on ML-100K, ML-1M, Amazon Beauty and Video
 Games, trained with early stopping on the validation item; the test metric at the best validation
 epoch), the Performance Law (depth, width) and a plain power law in non-embedding parameters are
 fitted to the cells below the `--holdout` largest sizes; for each held-out cell we report the
@@ -28,7 +28,7 @@ from fitters.table import read_table, unconverged
 from scalelab.fitting import FitJob, fit_payload, run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZE_SWEEPS = ("laws_real_ml1m", "laws_real_beauty", "laws_real_games")
+SIZE_SWEEPS = ("laws_real_ml100k", "laws_real_ml1m", "laws_real_beauty", "laws_real_games")
 DATA_SWEEP = "laws_real_ml1m_data"
 METRIC = "ndcg@10"
 WHICH = "best"  # test metric at the epoch of the best validation metric (early stopping)
