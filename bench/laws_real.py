@@ -120,6 +120,9 @@ def size_sweep(name: str, k: int, boot: int, min_cells: int = 12) -> dict[str, A
     report["unconverged"] = done.loc[unconverged(done), "name"].astype(str).tolist()
     report["table"] = done[["name", "depth", "width", "non_embedding_params", "epochs_run", "best_epoch",
                             f"{WHICH}_hr@10", f"{WHICH}_{METRIC}", "wall_time_s"]].sort_values("non_embedding_params").to_dict("records")  # fmt: skip
+    if "data_users" in done and len(done):
+        users, hr = float(done["data_users"].median()), float(done[f"{WHICH}_hr@10"].median())
+        report["noise"] = {"users": int(users), "hr": hr, "se_hr": float(np.sqrt(hr * (1 - hr) / users))}
     if len(done) < min_cells:
         report["status"] = f"only {len(done)} of {len(t)} cells finished: not fitted yet"
         return report
@@ -214,6 +217,11 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     f"{row[f'{WHICH}_{METRIC}']:.4f} | {row['wall_time_s'] / 60:.0f} min |"
                 )
             md.append("")
+            if r.get("noise"):
+                n = r["noise"]
+                md += [f"Measurement noise: {n['users']:,} test users, so HR@10 near {n['hr']:.3f} has a binomial "
+                       f"standard error of {n['se_hr']:.4f}; differences between cells smaller than about twice that "
+                       "are not resolved by one seed.", ""]  # fmt: skip
             if r.get("unconverged"):
                 md += [f"Not converged (best epoch = last): {', '.join(r['unconverged'])}", ""]
         for c in r.get("checks", []):
