@@ -10,6 +10,7 @@ The data-fraction sweep (laws_real_ml1m_data) gets the same check with the large
 (tied Performance Law and Chinchilla in non-embedding parameters and training tokens).
 
     .venv/bin/python bench/laws_real.py                  # writes results/reference/laws-real.md (+ .json)
+                                                         # and keeps the runs tables in results/reference/laws_real/
     .venv/bin/python bench/laws_real.py --sweeps laws_real_beauty --bootstrap 200
 """
 
@@ -34,12 +35,27 @@ METRIC = "ndcg@10"
 WHICH = "best"  # test metric at the epoch of the best validation metric (early stopping)
 
 
+ARCHIVE = ROOT / "results" / "reference" / "laws_real"  # runs tables kept with the record (results/ is not)
+
+
 def load(name: str) -> pd.DataFrame | None:
-    for ext in ("parquet", "csv"):
-        p = ROOT / "results" / name / f"runs.{ext}"
+    """The sweep's live runs table, else its archived copy under results/reference/laws_real/."""
+    for p in (
+        ROOT / "results" / name / "runs.parquet",
+        ROOT / "results" / name / "runs.csv",
+        ARCHIVE / f"{name}.csv",
+    ):
         if p.exists():
             return read_table(p)
     return None
+
+
+def archive(name: str) -> None:
+    """Keep the live runs table beside the record, so the record can be regenerated in a fresh checkout."""
+    live = ROOT / "results" / name / "runs.csv"
+    if live.exists():
+        ARCHIVE.mkdir(parents=True, exist_ok=True)
+        (ARCHIVE / f"{name}.csv").write_text(live.read_text())
 
 
 def check(
@@ -239,6 +255,8 @@ def main() -> None:
     )
     ap.add_argument("--out", default=str(ROOT / "results" / "reference" / "laws-real.md"))
     args = ap.parse_args()
+    for name in args.sweeps:
+        archive(name)
     reports = [
         data_sweep(args.bootstrap)
         if s == DATA_SWEEP
