@@ -40,6 +40,7 @@ class Decision:
     directions: dict[str, str] = field(default_factory=dict)  # variable -> "larger" / "smaller"
     region: dict[str, tuple[float, float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    samples: np.ndarray | None = field(default=None, repr=False)  # the bootstrap decisions (rows)
 
     @property
     def is_optimum(self) -> bool:
@@ -196,6 +197,7 @@ def best_config(
         edge_share=edge_share,
         directions=edge_vars,
         region=dict(region),
+        samples=cand_in[picks],
     )
 
 
@@ -235,17 +237,12 @@ def allocation(
     # at a fixed compute the budget always binds; an edge here means the edge of the usable N range
     first, last = np.flatnonzero(ok)[[0, -1]]
     i = int(np.argmin(np.abs(N - dec.values[n_var])))
-    thetas = result.bootstrap_thetas if result.bootstrap_thetas is not None else np.empty((0, 2))
-    sign = 1.0 if law.higher_is_better else -1.0
-    picks = []
-    for t in thetas:
-        p = np.where(ok, sign * law.predict(cand, t), -np.inf)
-        picks.append(int(np.argmax(p)))
-    picks_a = np.array(picks, dtype=int)
-    edge_share = float(np.mean((picks_a == first) | (picks_a == last))) if len(picks_a) else 0.0
+    picked = dec.samples if dec.samples is not None else np.empty((0, 2))  # the bootstrap choices
+    at_edge = np.isin(picked[:, 0], N[[first, last]])
+    edge_share = float(np.mean(at_edge)) if len(picked) else 0.0
     ci = {}
-    if len(picks_a):
-        ci = {n_var: _interval(N[picks_a], level), d_var: _interval(D[picks_a], level)}
+    if len(picked):
+        ci = {n_var: _interval(picked[:, 0], level), d_var: _interval(picked[:, 1], level)}
     values = {n_var: float(N[i]), d_var: float(D[i])}
     if i in (first, last):
         side = "smaller" if i == first else "larger"
