@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fitters.table import read_table, unconverged
+from fitters.table import read_table, unconverged, variable_column
 from scalelab.fitting import FitJob, fit_payload, run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,8 +73,6 @@ def check(
         warnings.simplefilter("ignore")
         res, rows, variables = run_fit(train, job)
         payload = fit_payload(res, job, "laws_real", rows)
-    from fitters.table import variable_column
-
     cols = [variable_column(table, v) for v in variables]
     test = table[held]
     X = test[cols].to_numpy(dtype=float)
