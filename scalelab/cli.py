@@ -168,6 +168,9 @@ def sweep(
 ) -> None:
     """Run every cell of a sweep as a Ray Tune trial; re-running resumes (finished cells are skipped).
 
+    Exit status: 0 every cell finished; 1 a cell failed or diverged (or tracking writes wait in the
+    spool); 2 bad input (nothing ran); 3 interrupted with cells left to run; 130 aborted at start.
+
     Examples:
 
       scalelab sweep sweeps/quickstart.yaml
@@ -216,6 +219,17 @@ def sweep(
             err.print(
                 f"  {row['name']} ({row['cell_id']}): {row['status']}: {row['failure_reason']}",
                 highlight=False,
+                soft_wrap=True,
+            )
+        left = outcome.unfinished
+        if len(left):
+            err.print(
+                f"[red]error:[/] interrupted: {len(left)} of {c.total} cells not run to the end: "
+                + ", ".join(f"{r['name']} ({r['cell_id']})" for _, r in left.iterrows())
+                + "; re-run the same command to resume them",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
             )
         raise typer.Exit(outcome.exit_code)
 
@@ -405,7 +419,7 @@ def fit_cmd(
     ) as bar:
         task = bar.add_task("bootstrap", total=bootstrap or 1)
         result, rows, _variables = fitting.run_fit(
-            table, job, progress=lambda done, total: bar.update(task, completed=done)
+            table, job, progress=lambda done, total: bar.update(task, completed=done), source=source
         )
     payload = fitting.fit_payload(result, job, source, rows)
     out_dir = (sweep_dir or Path("results")) / "fits"
@@ -657,10 +671,10 @@ def _log_report(out_dir: Path) -> None:
     sweep_state = out_dir.parent / "sweep.json"
     if not sweep_state.exists():
         return
-    from mlflow.tracking import MlflowClient
+    from scalelab.tracking.mlflow_run import open_client
 
     state = json.loads(sweep_state.read_text())
-    client = MlflowClient(state["tracking_uri"])
+    client = open_client(state["tracking_uri"])
     for f in sorted(out_dir.iterdir()):
         client.log_artifact(state["parent_run_id"], str(f), artifact_path="report")
 

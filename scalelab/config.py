@@ -428,6 +428,9 @@ class FeaturesConfig(StrictModel):
     feature_buckets: int = Field(4096, ge=1, le=10_000_000, description="Hash buckets of title word tokens.")
 
 
+_TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file")
+
+
 class TrackingConfig(StrictModel):
     """Where runs are logged."""
 
@@ -441,6 +444,25 @@ class TrackingConfig(StrictModel):
     step_metrics: bool = Field(
         False, description="Also log the loss of every optimiser step (metric step_loss, step = global step)."
     )
+
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _known_store(cls, v: str | None) -> str | None:
+        """The stores MLflow can track to: a database (SQLAlchemy URI), a tracking server, a local
+        directory, Databricks. Anything else would only fail when the first run starts."""
+        if v is None:
+            return v
+        scheme = v.split("://", 1)[0].split("+", 1)[0].lower() if "://" in v else ""
+        if v.startswith("databricks") or scheme in _TRACKING_SCHEMES:
+            if scheme in ("http", "https") and not v.split("://", 1)[1].strip("/"):
+                raise ValueError(f"{v!r} names no host")
+            return v
+        if not scheme and ":" not in v.split("/")[0]:  # a plain local path: MLflow's file store
+            return v
+        raise ValueError(
+            f"unsupported tracking URI {v!r}: use sqlite:///PATH, http(s)://HOST:PORT, "
+            "postgresql://..., mysql://..., file:///PATH or databricks"
+        )
 
 
 class RunConfig(StrictModel):
@@ -535,6 +557,27 @@ def _deep_copy(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if not repeated:
+                seen[key] = key_node.start_mark.line + 1
+            else:
+                first = seen[key]
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first})", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping; errors name the file and line."""
     p = Path(path)
@@ -545,7 +588,7 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: cannot read ({e.__class__.__name__}: {e})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -76,11 +76,9 @@ def load_runs(
 
 
 def _runs_from_mlflow(experiment: str, uri: str | None) -> pd.DataFrame:
-    from mlflow.tracking import MlflowClient
+    from scalelab.tracking.mlflow_run import default_tracking_uri, open_client
 
-    from scalelab.tracking.mlflow_run import default_tracking_uri
-
-    client = MlflowClient(uri or default_tracking_uri())
+    client = open_client(uri or default_tracking_uri())
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise UserError(f"no MLflow experiment named {experiment!r} in {uri or default_tracking_uri()}")
@@ -98,9 +96,10 @@ def _runs_from_mlflow(experiment: str, uri: str | None) -> pd.DataFrame:
 
 
 def run_fit(
-    table: pd.DataFrame, job: FitJob, progress: Any = None
+    table: pd.DataFrame, job: FitJob, progress: Any = None, source: str = ""
 ) -> tuple[FitResult, pd.DataFrame, list[str]]:
-    """Fit the law of `job` to `table`; returns the result, the rows used and the variable names."""
+    """Fit the law of `job` to `table` (read from `source`, named in errors); returns the result, the
+    rows used and the variable names."""
     law = build_law(job)
     variables = law.variables
     with warnings.catch_warnings(record=True) as caught:
@@ -108,7 +107,7 @@ def run_fit(
         try:
             X, y, rows = select(table, variables, job.metric, job.which)
         except ValueError as e:
-            raise UserError(str(e)) from None
+            raise UserError(f"{source}: {e}" if source else str(e)) from None
     notes = [str(w.message) for w in caught]
     if len(y) < len(law.params):
         raise UserError(
@@ -394,10 +393,13 @@ def log_to_mlflow(
 def load_fit(path: Path) -> tuple[FitResult, dict[str, Any]]:
     try:
         d = json.loads(Path(path).read_text())
+        if not isinstance(d, dict):
+            raise TypeError("'law'")
         law = make_law(d["law"], d["variables"], **d.get("options", {}))
-        res = FitResult(
-            law, np.array(d["theta"]), d["loss"], d["converged"], d["n_points"], d["r2"], d["rmse"]
-        )
+        theta = np.array(d["theta"], dtype=float)
+        if theta.shape != (len(law.params),):
+            raise TypeError(f"'theta': {theta.size} values for the {len(law.params)} parameters")
+        res = FitResult(law, theta, d["loss"], d["converged"], d["n_points"], d["r2"], d["rmse"])
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable fit ({e.__class__.__name__}: {e})") from None
     except (KeyError, TypeError) as e:

@@ -31,12 +31,23 @@ def _plt():
     return plt
 
 
+RUNS_COLUMNS = ("name", "status", "family", "depth", "width", "data_fraction")  # what the report reads
+
+
 def load_sweep_table(name_or_dir: str) -> tuple[pd.DataFrame, Path]:
     root = Path(name_or_dir) if Path(name_or_dir).is_dir() else Path("results") / name_or_dir
     path = root / "runs.parquet" if (root / "runs.parquet").exists() else root / "runs.csv"
     if not path.exists():
         raise UserError(f"{root}: no runs table (run `scalelab sweep` for it first)")
-    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError) as e:  # ParserError and ArrowInvalid are ValueErrors
+        raise UserError(f"{path}: not a readable runs table ({e.__class__.__name__})") from None
+    missing = [c for c in RUNS_COLUMNS if c not in table.columns]
+    if missing:
+        raise UserError(
+            f"{path}: not a runs table written by `scalelab sweep` (missing column(s) {', '.join(missing)})"
+        )
     return table, root.resolve()
 
 
@@ -173,6 +184,17 @@ def make_plots(table: pd.DataFrame, root: Path, out: Path) -> list[tuple[str, Pa
     return plots
 
 
+def _read_fit(path: Path) -> dict[str, Any]:
+    """A fit JSON, checked: a file that is not a complete fit is a one-line error naming it."""
+    from scalelab.fitting import load_fit
+
+    _, d = load_fit(path)
+    ok = isinstance(d.get("metric"), str) and isinstance(d.get("params"), dict)
+    if not ok or not all(isinstance(v, (int, float)) for v in d["params"].values()):
+        raise UserError(f"{path}: not a fit written by `scalelab fit` (missing or malformed 'metric' or 'params')")
+    return d
+
+
 def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
     table, root = load_sweep_table(name_or_dir)
     out = root / "report"
@@ -181,7 +203,7 @@ def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
     plots = make_plots(table, root, out)
     fits = []
     for fj in sorted((root / "fits").glob("*.json")) if (root / "fits").exists() else []:
-        d = json.loads(fj.read_text())
+        d = _read_fit(fj)
         png = fj.with_suffix(".png")
         fits.append((d, png if png.exists() else None))
     comparison = compare_sweeps([name_or_dir, *compare]) if compare else None

@@ -82,15 +82,21 @@ def test_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path: Path) 
     spec = write_spec(
         tmp_path, "interrupt", max_concurrent=1, base={**BASE, "train": {**BASE["train"], "epochs": 3}}
     )
-    proc = start_sweep(str(spec), capture=False)
+    proc = start_sweep(str(spec))
     trials = tmp_path / "interrupt" / "trials"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(trials.glob("*/summary.json"))) < 2:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     done_before = len(list(trials.glob("*/summary.json")))
     assert 2 <= done_before < 4, "the sweep should have been interrupted after 2 trials"
+    # the exit status says so, and the cells left to run are named
+    assert proc.returncode == 3, stderr[-2000:]
+    left = [c for c in cell_ids(spec) if not (trials / c / "summary.json").exists()]
+    assert f"interrupted: {len(left)} of 4 cells not run to the end" in stderr, stderr[-2000:]
+    assert all(c in stderr for c in left), stderr[-2000:]
+    assert "Traceback" not in stderr
     p = sweep(str(spec))
     assert p.returncode == 0, p.stderr
     assert "already done" in p.stdout

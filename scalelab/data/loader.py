@@ -39,6 +39,8 @@ def cache_dir() -> Path:
 def resolve_source(path: str) -> Path:
     """A file path, or a dataset name from the registry resolved under the data root."""
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory; pass the interaction file inside it")
     if p.exists():
         return p.resolve()
     if path in download.DATASETS:

@@ -241,15 +241,28 @@ def _int_ids(path: Path, col: pd.Series, line: np.ndarray, what: str) -> np.ndar
     return values.astype(np.int64).to_numpy()
 
 
+# Timestamps beyond +-2^53 (285 million years in seconds, 2255 AD in microseconds) are not times: they
+# are corrupt values, and past +-2^63 they would silently wrap around in int64.
+TIMESTAMP_LIMIT = 2**53
+
+
 def _integers(path: Path, col: pd.Series, line: np.ndarray, what: str) -> np.ndarray:
-    if pd.api.types.is_integer_dtype(col):
-        return col.to_numpy(dtype=np.int64)
-    num = _numeric(col)
+    num = col if pd.api.types.is_integer_dtype(col) else _numeric(col)
     bad = num.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(f"{path}:{line[i]}: {what} is not a number: {col.iloc[i]!r}")
-    return np.floor(num.to_numpy(dtype=np.float64)).astype(np.int64)
+    values = num.to_numpy(dtype=np.float64)
+    out_of_range = ~(np.abs(values) <= TIMESTAMP_LIMIT)  # also catches inf
+    if out_of_range.any():
+        i = int(np.argmax(out_of_range))
+        raise DataError(
+            f"{path}:{line[i]}: {what} out of range: {col.iloc[i]} (expected |value| <= 2^53, "
+            "e.g. unix seconds or milliseconds)"
+        )
+    if pd.api.types.is_integer_dtype(col):
+        return col.to_numpy(dtype=np.int64)
+    return np.floor(values).astype(np.int64)
 
 
 def _floats(path: Path, col: pd.Series, line: np.ndarray, what: str) -> np.ndarray:
@@ -332,7 +345,10 @@ def read_amazon_json(path: Path, _: ColumnMap) -> Interactions:
                 try:
                     users.append(str(rec["reviewerID"]))
                     items.append(str(rec["asin"]))
-                    times.append(int(rec["unixReviewTime"]))
+                    t = int(rec["unixReviewTime"])
+                    if abs(t) > TIMESTAMP_LIMIT:
+                        raise DataError(f"{path}:{n}: unixReviewTime out of range: {t} (expected |value| <= 2^53)")
+                    times.append(t)
                     ratings.append(float(rec.get("overall", np.nan)))
                 except KeyError as e:
                     raise DataError(f"{path}:{n}: missing field {e.args[0]!r}") from None

@@ -11,7 +11,7 @@ import pandas as pd
 from scalelab.config import RunConfig
 from scalelab.models.registry import resolve
 from scalelab.sweeps.spec import Cell
-from scalelab.training.checkpoint import atomic_write_json
+from scalelab.atomic import atomic_write, atomic_write_json
 
 STATE_FILE = "cells.json"
 
@@ -95,10 +95,6 @@ def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]])
 
 
 def write_table(root: Path, table: pd.DataFrame) -> None:
-    """runs.csv and runs.parquet, each written to a temporary name and renamed."""
-    root.mkdir(parents=True, exist_ok=True)
-    tmp_csv, tmp_pq = root / ".runs.csv.tmp", root / ".runs.parquet.tmp"
-    table.to_csv(tmp_csv, index=False)
-    table.to_parquet(tmp_pq, index=False)
-    tmp_csv.replace(root / "runs.csv")
-    tmp_pq.replace(root / "runs.parquet")
+    """runs.csv and runs.parquet, each written to a unique temporary name and renamed."""
+    atomic_write(root / "runs.csv", lambda f: table.to_csv(f, index=False))
+    atomic_write(root / "runs.parquet", lambda f: table.to_parquet(f, index=False))

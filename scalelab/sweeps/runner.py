@@ -25,8 +25,9 @@ from scalelab.errors import UserError
 from scalelab.models.accounting import ranking_size_report, size_report
 from scalelab.models.registry import resolve
 from scalelab.sweeps import results as res
+from scalelab.sweeps.lock import ResultsLock
 from scalelab.sweeps.spec import Cell, SweepSpec
-from scalelab.training.checkpoint import atomic_write_json
+from scalelab.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ _ENV_PASSED = ("SCALELAB_CACHE", "SCALELAB_DATA", "SCALELAB_FAULTS")
 
 
 # ------------------------------------------------------------------------------------------ plan
+
+
+TRIAL_FIXED_BYTES = 48 << 10  # zip records of three checkpoints, summary, attempts, Tune's trial state
+EPOCH_BYTES = 3 << 10  # one epoch's history, in the checkpoint, its copy and the summary
 
 
 @dataclass
@@ -48,8 +53,11 @@ class PlannedCell:
 
     @property
     def disk_bytes(self) -> int:
-        """What the trial writes: checkpoint (model + 2 Adam moments), best model, Tune's copy."""
-        return self.total_params * 4 * (3 + 1 + 3) + (1 << 20)
+        """What the trial writes (measured within 2x, tests/test_security.py): the checkpoint (fp32
+        weights and two Adam moments), Tune's copy of it, the best weights; plus per-file records,
+        the summary and Tune's state (a fixed part and a part per epoch)."""
+        epochs = self.cell.config.train.epochs
+        return self.total_params * 4 * (3 + 3 + 1) + TRIAL_FIXED_BYTES + epochs * EPOCH_BYTES
 
     def row(self) -> dict[str, Any]:
         c = self.cell.config
@@ -238,7 +246,7 @@ def check_writable(root: Path) -> None:
         raise UserError(f"{root}: results directory is not writable ({e.strerror or e})") from None
 
 
-MIN_FREE_BYTES = 256 << 20  # room for tables, MLflow and Ray's own files beyond the checkpoints
+MIN_FREE_BYTES = 64 << 20  # kept free beyond the trials' own files: tables, MLflow, other writers
 
 
 def check_free_space(root: Path, need: int) -> None:
@@ -247,9 +255,14 @@ def check_free_space(root: Path, need: int) -> None:
     free = shutil.disk_usage(root).free
     if free < need + MIN_FREE_BYTES:
         raise UserError(
-            f"{root}: {free / 2**20:,.0f} MiB free, the pending trials need about "
-            f"{(need + MIN_FREE_BYTES) / 2**20:,.0f} MiB (checkpoints and logs); free space or set output_dir"
+            f"{root}: {free / 2**20:,.0f} MiB free, the pending trials need about {need / 2**20:,.1f} MiB "
+            f"(checkpoints, summaries) plus {MIN_FREE_BYTES >> 20} MiB kept free; free space or set output_dir"
         )
+
+
+def written_bytes(root: Path) -> int:
+    """What the trials of a results directory wrote: their run directories and Tune's copies."""
+    return sum(f.stat().st_size for d in ("trials", "ray") for f in (root / d).rglob("*") if f.is_file())
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -282,6 +295,8 @@ def _ray_init(address: str | None, num_cpus: int | None = None, env: dict[str, s
     has_token = os.environ.get("RAY_AUTH_TOKEN") or Path("~/.ray/auth_token").expanduser().exists()
     if address is not None and "RAY_AUTH_MODE" not in os.environ and has_token:
         os.environ["RAY_AUTH_MODE"] = "token"
+    if address is None:
+        _loopback_only()
     import ray
 
     # Trial failures are recorded in cells.json, the runs table and MLflow; Ray's own error log
@@ -312,6 +327,23 @@ def _ray_init(address: str | None, num_cpus: int | None = None, env: dict[str, s
     return ray
 
 
+def _loopback_only() -> None:
+    """Make the private local Ray listen on 127.0.0.1 only (GCS, raylet, object manager, workers).
+
+    Ray takes a node's address from `get_node_ip_address()`, which is the loopback address when
+    "clusters" are disabled (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, the setting Ray itself uses on
+    macOS and Windows); its servers then bind to that address instead of every interface. Nothing
+    outside this machine can reach the local Ray; on this machine its token authentication (on by
+    default for a new local Ray in current versions, checked on 2.60) still applies. Read at import, so the constant is also
+    set when Ray is already imported in this process."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import sys
+
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
+
+
 class _DriverCallback:
     """Tune callback on the driver: MLflow child runs, cells.json, runs table, live counters."""
 
@@ -330,6 +362,7 @@ class _DriverCallback:
         self.t0: dict[str, float] = {}
         self.sent: dict[str, Sent] = {}
         self.deferred: list[str] = []  # cells whose MLflow run could not be completed yet
+        self.storage_error = ""
 
     def on_start(self, cid: str) -> None:
         self.t0[cid] = time.time()
@@ -339,7 +372,7 @@ class _DriverCallback:
         if lg is not None:
             lg.set_status("RUNNING")
             lg.set_tags({"status": "running"})
-        res.write_state(self.root, self.state)
+        self.persist()
 
     def on_result(self, cid: str, result: dict[str, Any]) -> None:
         lg = self.loggers.get(cid)
@@ -387,8 +420,17 @@ class _DriverCallback:
                     self.complete(cid, lg, summary, finish=False)
                 lg.set_tags({"status": "failed", "failure_reason": st["failure_reason"][:5000]})
                 lg.finish("FAILED")
-        res.write_state(self.root, self.state)
-        res.write_table(self.root, res.build_table(self.root, list(self.cells.values()), self.state))
+        self.persist()
+
+    def persist(self) -> None:
+        """cells.json and the runs table; a storage error (disk full) is kept for the summary and
+        the state stays in memory, so the other trials go on and the final write tries again."""
+        try:
+            res.write_state(self.root, self.state)
+            res.write_table(self.root, res.build_table(self.root, list(self.cells.values()), self.state))
+        except OSError as e:
+            self.storage_error = f"cannot write {e.filename or self.root}: {e.strerror or e}"
+            log.error(self.storage_error)
 
     def complete(self, cid: str, lg: Any, summary: dict[str, Any], finish: bool = True) -> None:
         from scalelab.tracking.mlflow_run import is_transient
@@ -485,6 +527,9 @@ def _log_final(lg: Any, summary: dict[str, Any]) -> None:
     lg.log_metrics(metrics, step=int(summary.get("epochs_run") or 0))
 
 
+DONE_STATUSES = ("finished", "diverged", "failed", "oom")  # a cell that ended, one way or the other
+
+
 @dataclass
 class SweepOutcome:
     root: Path
@@ -496,7 +541,16 @@ class SweepOutcome:
     tracking_error: str = ""
 
     @property
+    def unfinished(self) -> Any:
+        """Rows of the cells this invocation left neither done nor failed (an interrupted sweep)."""
+        return self.table[~self.table["status"].isin(list(DONE_STATUSES))]
+
+    @property
     def exit_code(self) -> int:
+        """0: every cell done; 1: a cell failed or diverged, or tracking writes are pending;
+        3: the sweep was interrupted with cells still to run (re-run to resume)."""
+        if len(self.unfinished):
+            return 3
         ok = self.counts.failed == 0 and self.counts.diverged == 0 and self.undelivered == 0
         return 0 if ok else 1
 
@@ -509,9 +563,23 @@ def run_sweep(
     track: bool = True,
     status: Callable[[Counts], Any] | None = None,
 ) -> SweepOutcome:
-    """Run every cell that is not done yet; returns the runs table and the counts."""
+    """Run every cell that is not done yet; returns the runs table and the counts. The driver holds
+    the results directory's lock throughout: a second driver is refused at once."""
     root = spec.results_dir()
     check_writable(root)
+    with ResultsLock(root):
+        return _run_sweep(spec, cells, source, root, address, track, status)
+
+
+def _run_sweep(
+    spec: SweepSpec,
+    cells: list[Cell],
+    source: str,
+    root: Path,
+    address: str | None,
+    track: bool,
+    status: Callable[[Counts], Any] | None,
+) -> SweepOutcome:
     address = address or spec.address
     cells = absolute_data_paths(cells)
     planned = plan(spec, cells)
@@ -554,6 +622,10 @@ def run_sweep(
         if todo:
             _run_tune(spec, todo, root, address, cb, status, totals(nodes))
     finally:
+        for p in todo:  # started or queued but never ended: the sweep was interrupted
+            st = state.setdefault(p.cell.cell_id, {})
+            if st.get("status", "pending") in ("pending", "running"):
+                st["status"] = "interrupted"
         res.write_state(root, state)
         table = res.build_table(root, cells, state)
         res.write_table(root, table)

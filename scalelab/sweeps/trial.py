@@ -17,9 +17,13 @@ from typing import Any
 import torch
 from ray import tune
 
+from scalelab.atomic import atomic_write_text
 from scalelab.config import RunConfig
 from scalelab.errors import OutOfMemory, TrainingDiverged
 from scalelab.training.trainer import EpochRecord, train_run
+
+
+CHECKPOINT_FILES = ("checkpoint.pt", "checkpoint.json")  # the tensors and their fingerprint
 
 
 def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root: str) -> None:
@@ -35,14 +39,17 @@ def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root:
     restored = tune.get_checkpoint()
     if restored is not None and not (out / "checkpoint.pt").exists():
         with restored.as_directory() as d:
-            shutil.copyfile(Path(d) / "checkpoint.pt", out / "checkpoint.pt")
+            for name in CHECKPOINT_FILES:
+                if (Path(d) / name).exists():
+                    shutil.copyfile(Path(d) / name, out / name)
 
     def on_epoch(r: EpochRecord) -> None:
         report: dict[str, Any] = {"epoch": r.epoch, **r.flat()}
         if cfg.tracking.step_metrics:
             report.update(step_losses=r.step_losses, first_step=r.first_step)
         with tempfile.TemporaryDirectory() as tmp:
-            shutil.copyfile(out / "checkpoint.pt", Path(tmp) / "checkpoint.pt")
+            for name in CHECKPOINT_FILES:
+                shutil.copyfile(out / name, Path(tmp) / name)
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     try:
@@ -62,7 +69,10 @@ def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root:
         tune.report({"status": "oom", "failure_reason": str(e)})
         return
     except BaseException as e:
-        (out / "error.txt").write_text(" ".join(f"{e.__class__.__name__}: {e}".split()))
+        try:
+            atomic_write_text(" ".join(f"{e.__class__.__name__}: {e}".split()), out / "error.txt")
+        except OSError:  # the disk is full: the driver still marks the cell failed
+            pass
         raise
     tune.report({"status": "finished", **{f"final_{k}": v for k, v in summary["final"].items()}})
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from scalelab.errors import UserError
+from scalelab.atomic import atomic_write_text
 
 PARAM_BATCH, METRIC_BATCH = 100, 1000  # MLflow's log_batch limits
 
@@ -38,6 +41,32 @@ def default_tracking_uri(results_dir: Path | None = None) -> str:
     root = (results_dir or Path("results")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Serialise the first use of a local sqlite store across processes: MLflow creates its tables
+    (and experiments) on first use, and two processes doing it at once fail (CircularDependencyError,
+    UNIQUE constraint). A file lock beside the database; other stores need none."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=600):
+        yield
+
+
+def open_client(uri: str) -> Any:
+    """An MlflowClient whose store exists (created under `store_lock` if it did not)."""
+    from mlflow.tracking import MlflowClient
+
+    with store_lock(uri):  # the client makes the store (tables, migrations) when first used
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    return client
 
 
 def artifact_location(uri: str) -> str | None:
@@ -88,10 +117,8 @@ class Outbox:
     def __init__(self, uri: str, spool: Path | None = None) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         _quick_http_failures()
-        from mlflow.tracking import MlflowClient
-
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = open_client(uri)
         self.spool = spool
         self.pending: list[dict[str, Any]] = []
         self.delivered = 0
@@ -172,9 +199,7 @@ class Outbox:
         if not self.pending:
             self.spool.unlink(missing_ok=True)
             return
-        tmp = self.spool.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(op) + "\n" for op in self.pending))
-        os.replace(tmp, self.spool)
+        atomic_write_text("".join(json.dumps(op) + "\n" for op in self.pending), self.spool)
 
 
 class RunLogger:
@@ -202,12 +227,15 @@ class RunLogger:
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         try:
-            exp = self.client.get_experiment_by_name(experiment)
-            exp_id = (
-                exp.experiment_id
-                if exp
-                else self.client.create_experiment(experiment, artifact_location=artifact_location(self.uri))
-            )
+            with store_lock(self.uri):  # two sweeps may create the store or the experiment at once
+                exp = self.client.get_experiment_by_name(experiment)
+                exp_id = (
+                    exp.experiment_id
+                    if exp
+                    else self.client.create_experiment(
+                        experiment, artifact_location=artifact_location(self.uri)
+                    )
+                )
             self.reopened = run_id is not None
             if run_id is not None:
                 self.run_id = run_id

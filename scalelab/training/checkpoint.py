@@ -1,17 +1,29 @@
-"""Atomic checkpoints and the config fingerprint that decides whether one may be resumed."""
+"""Atomic checkpoints and the config fingerprint that decides whether one may be resumed.
+
+Format 2 (current): `checkpoint.pt` holds only tensors and plain types and is loaded with
+`torch.load(weights_only=True)`, which cannot run code; beside it `checkpoint.json` holds the format
+and the fingerprint, read (as JSON) and checked before the checkpoint itself is opened. A results
+directory received from someone else therefore never unpickles anything on resume.
+
+Format 1 (before 2026-12): a full pickle without `checkpoint.json`. It is refused unless the user
+opts in with SCALELAB_TRUST_CHECKPOINTS=1 (it was written by their own scalelab); the run then
+resumes and its next checkpoint is written in format 2.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from scalelab.atomic import atomic_write, atomic_write_json, atomic_write_text
 from scalelab.config import RunConfig
+
+__all__ = ["atomic_save", "atomic_write_json", "atomic_write_text", "fingerprint", "load"]
 
 # Settings a resumed run may change without invalidating its checkpoint.
 _RESUMABLE_CHANGES = {
@@ -71,30 +83,66 @@ def fingerprint(cfg: RunConfig) -> str:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+FORMAT = 2
+TRUST_ENV = "SCALELAB_TRUST_CHECKPOINTS"
+
+
+def meta_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def save(state: dict[str, Any], path: Path, fp: str) -> None:
+    """Write a format-2 checkpoint: its fingerprint (JSON) first, then the tensors."""
+    meta = meta_path(path)
+    want = {"format": FORMAT, "fingerprint": fp}
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        current = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        current = None
+    if current != want:
+        atomic_write_json(want, meta)
+    atomic_save(state, path)
 
 
-def atomic_write_json(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def load(path: Path, device: torch.device, fp: str) -> dict[str, Any]:
+    """The checkpoint at `path` if it belongs to the config with fingerprint `fp`.
 
+    The fingerprint is checked from `checkpoint.json` before `path` is opened; the file is then read
+    with `weights_only=True`. A format-1 checkpoint needs SCALELAB_TRUST_CHECKPOINTS=1."""
+    from scalelab.errors import CheckpointMismatch, UserError
 
-def load(path: Path, device: torch.device) -> dict[str, Any]:
-    return torch.load(path, map_location=device, weights_only=False)
+    meta = meta_path(path)
+    if meta.exists():
+        try:
+            info = json.loads(meta.read_text())
+            stored = str(info["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{meta}: unreadable checkpoint description; delete the run directory to restart") from None
+        if stored != fp:
+            raise CheckpointMismatch(
+                f"{path}: checkpoint of a different configuration (fingerprint {stored}, this config {fp}); "
+                "use another output directory or delete it"
+            )
+        try:
+            return torch.load(path, map_location=device, weights_only=True)
+        except Exception as e:  # UnpicklingError for a pickle that is not plain tensors
+            raise UserError(
+                f"{path}: refused to load: not a plain-tensor checkpoint ({' '.join(str(e).split())[:160]}); "
+                f"if you wrote it yourself, set {TRUST_ENV}=1 to load it as a full pickle"
+            ) from None
+    if os.environ.get(TRUST_ENV) != "1":
+        raise UserError(
+            f"{path}: checkpoint without {meta.name} (an older format, a full pickle: loading it could run code "
+            f"it contains); if you wrote it yourself, set {TRUST_ENV}=1 to resume from it, else delete it"
+        )
+    state = torch.load(path, map_location=device, weights_only=False)  # opted in: the user's own file
+    if not isinstance(state, dict) or state.get("fingerprint") != fp:
+        raise CheckpointMismatch(
+            f"{path}: checkpoint of a different configuration (fingerprint "
+            f"{state.get('fingerprint') if isinstance(state, dict) else '?'}, this config {fp}); "
+            "use another output directory or delete it"
+        )
+    return state

@@ -27,7 +27,6 @@ from scalelab.data.entropy import apen_summary
 from scalelab.data.loader import load_dataset
 from scalelab.data.split import make_split
 from scalelab.errors import (
-    CheckpointMismatch,
     ConfigError,
     OutOfMemory,
     StorageError,
@@ -140,12 +139,7 @@ def train_run(
         )
     fp = ckpt.fingerprint(cfg)
     ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
-    state = ckpt.load(ckpt_path, device) if ckpt_path.exists() else None
-    if state is not None and state["fingerprint"] != fp:
-        raise CheckpointMismatch(
-            f"{ckpt_path}: checkpoint of a different configuration (fingerprint {state['fingerprint']}, this config "
-            f"{fp}); use another output directory or delete it"
-        )
+    state = ckpt.load(ckpt_path, device, fp) if ckpt_path.exists() else None
 
     # ---- data
     data = load_dataset(cfg.data)
@@ -254,6 +248,7 @@ def train_run(
             history.append(entry)
             faults.before_checkpoint(out, injected, record.epoch)
             par.save(
+                fp,
                 {
                     "fingerprint": fp,
                     "model": model.state_dict(),
@@ -264,7 +259,7 @@ def train_run(
                     "best": best,
                     "targets_seen": targets_seen,
                     "patience_left": patience_left,
-                    "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()},
+                    "rng": {"torch": torch.get_rng_state()},
                 },
                 ckpt_path,
             )
@@ -521,10 +516,10 @@ class Parallel:
         dist.all_reduce(t)
         return float(t[0] / t[1]), int(t[1])
 
-    def save(self, obj: Any, path: Path) -> None:
+    def save(self, fp: str, obj: dict[str, Any], path: Path) -> None:
         """Rank 0 writes (the output directory is shared storage); the others wait for it."""
         if self.rank == 0:
-            ckpt.atomic_save(obj, path)
+            ckpt.save(obj, path, fp)
         if self.world > 1:
             import torch.distributed as dist
 
