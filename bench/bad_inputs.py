@@ -92,26 +92,46 @@ def spec_cases() -> list[Case]:
         ("epochs zero", {"base/train/epochs": 0}, "train.epochs"),
         ("no cutoffs", {"base/eval/ks": []}, "eval.ks"),
         ("unknown device", {"base/train/device": "tpu"}, "train.device"),
-        ("grid over 10,000 cells", {"grid": {"model.depth": list(range(1, 120)), "model.width": list(range(8, 108))}},
-         "cells"),
+        (
+            "grid over 10,000 cells",
+            {"grid": {"model.depth": list(range(1, 120)), "model.width": list(range(8, 108))}},
+            "cells",
+        ),
         ("ftp tracking URI", {"tracking": {"mlflow_uri": "ftp://x/y"}}, "tracking.mlflow_uri"),
         ("http URI without host", {"tracking": {"mlflow_uri": "http://"}}, "tracking.mlflow_uri"),
         ("tracking URI as a number", {"tracking": {"mlflow_uri": 5}}, "tracking.mlflow_uri"),
         ("negative retries", {"retries": -1}, "retries"),
         ("max_concurrent zero", {"max_concurrent": 0}, "max_concurrent"),
         ("data fraction above 1", {"grid": {"data.fraction": [1.5]}}, "data.fraction"),
-        ("missing data file", {"base/data/path": "no/such/file.tsv", "base/data/synthetic": _DELETE}, "no/such/file.tsv"),
+        (
+            "missing data file",
+            {"base/data/path": "no/such/file.tsv", "base/data/synthetic": _DELETE},
+            "no/such/file.tsv",
+        ),
         ("data path is a directory", {"base/data/path": "adir", "base/data/synthetic": _DELETE}, "adir"),
         ("unknown split", {"base/data/split": "random"}, "data.split"),
     ]
     cases = [
-        Case(f"spec: {what}", "spec", ["sweep", "s.yaml", "--dry-run"], token, {"s.yaml": _spec("s", **ch), "adir/x": ""})
+        Case(
+            f"spec: {what}",
+            "spec",
+            ["sweep", "s.yaml", "--dry-run"],
+            token,
+            {"s.yaml": _spec("s", **ch), "adir/x": ""},
+        )
         for what, ch, token in bad
     ]
     raw: list[tuple[str, str, str]] = [
-        ("duplicate top-level key", "name: s\ngrid: {model.depth: [1]}\ngrid: {model.width: [8]}\n", "duplicate key 'grid'"),
-        ("duplicate key in a flow mapping", "name: s\ngrid: {model.depth: [1], model.depth: [2]}\n",
-         "duplicate key 'model.depth'"),
+        (
+            "duplicate top-level key",
+            "name: s\ngrid: {model.depth: [1]}\ngrid: {model.width: [8]}\n",
+            "duplicate key 'grid'",
+        ),
+        (
+            "duplicate key in a flow mapping",
+            "name: s\ngrid: {model.depth: [1], model.depth: [2]}\n",
+            "duplicate key 'model.depth'",
+        ),
         ("YAML syntax error", "name: s\ngrid: [model.depth: 1\n", "s.yaml"),
         ("tab indentation", "name: s\ngrid:\n\tmodel.depth: [1]\n", "s.yaml"),
         ("top level is a list", "- name: s\n", "mapping"),
@@ -122,12 +142,22 @@ def spec_cases() -> list[Case]:
               for what, text, token in raw]  # fmt: skip
     cases.append(Case("spec: missing spec file", "spec", ["sweep", "nope.yaml", "--dry-run"], "nope.yaml"))
     cases.append(
-        Case("spec: unknown key refused without --dry-run", "spec", ["sweep", "s.yaml"], "grids",
-             {"s.yaml": _spec("s", grids={"a": [1]})})  # fmt: skip
+        Case(
+            "spec: unknown key refused without --dry-run",
+            "spec",
+            ["sweep", "s.yaml"],
+            "grids",
+            {"s.yaml": _spec("s", grids={"a": [1]})},
+        )
     )
     cases.append(
-        Case("spec: output_dir under a file", "spec", ["sweep", "s.yaml", "--no-track"], "not writable",
-             {"s.yaml": _spec("s", output_dir="afile/sub"), "afile": "x"})  # fmt: skip
+        Case(
+            "spec: output_dir under a file",
+            "spec",
+            ["sweep", "s.yaml", "--no-track"],
+            "not writable",
+            {"s.yaml": _spec("s", output_dir="afile/sub"), "afile": "x"},
+        )
     )
     cases.append(Case("spec: --set unknown field", "spec", ["sweep", "s.yaml", "--dry-run", "--set", "model.layers=3"],
                       "model.layers", {"s.yaml": _spec("s")}))  # fmt: skip
@@ -193,10 +223,16 @@ def data_cases() -> list[Case]:
     ]  # fmt: skip
     cases = [Case(f"data: {what}", "data", ["data", "describe", name], token, {name: content} if content != "" or
                   what == "empty file" else {}) for what, name, content, token in files]  # fmt: skip
-    cases.append(Case("data: a directory as the data file", "data", ["data", "describe", "adir"], "adir", {"adir/x": ""}))
+    cases.append(
+        Case(
+            "data: a directory as the data file", "data", ["data", "describe", "adir"], "adir", {"adir/x": ""}
+        )
+    )
     cases.append(Case("data: unknown format", "data", ["data", "describe", "t.tsv", "--set", "data.format=xml"],
                       "data.format", {"t.tsv": "user_id\titem_id\ttimestamp\n1\t2\t3\n"}))  # fmt: skip
-    cases.append(Case("data: unknown dataset name", "data", ["data", "download", "netflix-prize"], "netflix-prize"))
+    cases.append(
+        Case("data: unknown dataset name", "data", ["data", "download", "netflix-prize"], "netflix-prize")
+    )
     if ML100K.exists():
         cases.append(Case("data: filters leave nothing", "data",
                           ["data", "describe", str(ML100K), "--set", "data.min_item_count=100000"], "empty after"))  # fmt: skip
@@ -335,7 +371,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
                 code = 0
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-            except BaseException as e:  # noqa: BLE001 - escaping main() at all is the defect counted
+            except BaseException as e:
                 import traceback
 
                 traceback.print_exc(file=err)
@@ -351,8 +387,11 @@ def run_case(case: Case, workdir: Path) -> Outcome:
         verdict = "internal"
     elif code != 0 and len(lines) == 1 and case.token.lower() in lines[0].lower():
         verdict = "clean"
-    elif code != 0 and len(lines) > 1 and any(case.token.lower() in ln.lower() for ln in lines) and lines[0].startswith(
-        ("Usage:", " Usage:")
+    elif (
+        code != 0
+        and len(lines) > 1
+        and any(case.token.lower() in ln.lower() for ln in lines)
+        and lines[0].startswith(("Usage:", " Usage:"))
     ):
         verdict = "clean"  # typer's usage errors: the usage line, then the error naming the option
     else:
@@ -410,10 +449,14 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         **{v: by_verdict.get(v, 0) for v in ("clean", "traceback", "internal", "wrong")},
         "by_kind": by_kind,
         "cases": [
-            {"name": o.case.name, "verdict": o.verdict, "exit": o.code,
-             "stderr": " | ".join(ln for ln in o.stderr.splitlines() if ln.strip())[:300]}
+            {
+                "name": o.case.name,
+                "verdict": o.verdict,
+                "exit": o.code,
+                "stderr": " | ".join(ln for ln in o.stderr.splitlines() if ln.strip())[:300],
+            }
             for o in outcomes
-        ],  # fmt: skip
+        ],
     }
 
 

@@ -191,7 +191,9 @@ def _read_fit(path: Path) -> dict[str, Any]:
     _, d = load_fit(path)
     ok = isinstance(d.get("metric"), str) and isinstance(d.get("params"), dict)
     if not ok or not all(isinstance(v, (int, float)) for v in d["params"].values()):
-        raise UserError(f"{path}: not a fit written by `scalelab fit` (missing or malformed 'metric' or 'params')")
+        raise UserError(
+            f"{path}: not a fit written by `scalelab fit` (missing or malformed 'metric' or 'params')"
+        )
     return d
 
 

@@ -30,7 +30,9 @@ def test_every_bad_input_is_a_clean_one_line_error() -> None:
 def test_the_classifier_catches_what_it_should(tmp_path: Path) -> None:
     """A case that is accepted, and one whose error does not name the token, are counted as wrong."""
     m = _matrix()
-    accepted = m.Case("valid spec", "spec", ["config", "check", "c.yaml"], "x", {"c.yaml": "model: {depth: 2}\n"})
+    accepted = m.Case(
+        "valid spec", "spec", ["config", "check", "c.yaml"], "x", {"c.yaml": "model: {depth: 2}\n"}
+    )
     assert m.run_case(accepted, tmp_path).verdict == "wrong"
     vague = m.Case("names another thing", "data", ["data", "describe", "missing.tsv"], "elsewhere.tsv")
     assert m.run_case(vague, tmp_path).verdict == "wrong"

@@ -76,7 +76,10 @@ def test_lock_is_released_when_the_holder_dies(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    with pytest.raises(UserError, match=rf"another sweep is writing here \(PID {holder.pid} on "), ResultsLock(tmp_path):
+    with (
+        pytest.raises(UserError, match=rf"another sweep is writing here \(PID {holder.pid} on "),
+        ResultsLock(tmp_path),
+    ):
         pass
     holder.kill()
     holder.wait()
@@ -164,7 +167,8 @@ def test_train_refuses_a_crafted_checkpoint_on_one_line(tmp_path: Path) -> None:
 
 
 def test_local_ray_listens_on_loopback_only() -> None:
-    """Every listening socket of the sweep's private Ray (GCS, raylet, workers) is on 127.0.0.1."""
+    """Every listening socket of the sweep's private Ray (GCS, raylet, workers) is on 127.0.0.1, and
+    Ray's token authentication is on."""
     script = textwrap.dedent("""
         import json, os, psutil, ray
         from scalelab.sweeps.runner import _ray_init
@@ -181,10 +185,13 @@ def test_local_ray_listens_on_loopback_only() -> None:
             for c in psutil.net_connections(kind="inet")
             if c.status == psutil.CONN_LISTEN and c.pid in pids
         ]
-        print(json.dumps({"listening": listening, "names": sorted({p.name() for p in procs})}))
+        print(json.dumps({"listening": listening, "names": sorted({p.name() for p in procs}),
+                          "auth": os.environ.get("RAY_AUTH_MODE")}))
         ray.shutdown()
     """)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_AUTH_MODE")
+    }
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     found = json.loads(p.stdout.strip().splitlines()[-1])
@@ -193,6 +200,7 @@ def test_local_ray_listens_on_loopback_only() -> None:
     assert len(found["listening"]) >= 3, found
     exposed = [s for s in found["listening"] if s["ip"] not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")]
     assert not exposed, exposed
+    assert found["auth"] == "token"  # Ray's token authentication is on for the local Ray too
 
 
 # ------------------------------------------------------------------------------------ disk full

@@ -347,7 +347,9 @@ def read_amazon_json(path: Path, _: ColumnMap) -> Interactions:
                     items.append(str(rec["asin"]))
                     t = int(rec["unixReviewTime"])
                     if abs(t) > TIMESTAMP_LIMIT:
-                        raise DataError(f"{path}:{n}: unixReviewTime out of range: {t} (expected |value| <= 2^53)")
+                        raise DataError(
+                            f"{path}:{n}: unixReviewTime out of range: {t} (expected |value| <= 2^53)"
+                        )
                     times.append(t)
                     ratings.append(float(rec.get("overall", np.nan)))
                 except KeyError as e:

@@ -16,8 +16,8 @@ from types import TracebackType
 
 from filelock import FileLock, Timeout
 
-from scalelab.errors import UserError
 from scalelab.atomic import atomic_write_json
+from scalelab.errors import UserError
 
 LOCK_FILE = ".sweep.lock"
 OWNER_FILE = ".sweep.owner.json"
@@ -35,7 +35,9 @@ class ResultsLock:
         try:
             self._lock.acquire()
         except Timeout:
-            raise UserError(f"{self.root}: {holder(self.root)}; wait for it to end or set another output_dir") from None
+            raise UserError(
+                f"{self.root}: {holder(self.root)}; wait for it to end or set another output_dir"
+            ) from None
         atomic_write_json(
             {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")},
             self.root / OWNER_FILE,

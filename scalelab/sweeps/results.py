@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
+from scalelab.atomic import atomic_write, atomic_write_json
 from scalelab.config import RunConfig
 from scalelab.models.registry import resolve
 from scalelab.sweeps.spec import Cell
-from scalelab.atomic import atomic_write, atomic_write_json
 
 STATE_FILE = "cells.json"
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalelab.atomic import atomic_write_json
 from scalelab.config import DataConfig
 from scalelab.data.loader import load_dataset, resolve_source
 from scalelab.data.split import make_split
@@ -27,7 +28,6 @@ from scalelab.models.registry import resolve
 from scalelab.sweeps import results as res
 from scalelab.sweeps.lock import ResultsLock
 from scalelab.sweeps.spec import Cell, SweepSpec
-from scalelab.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 

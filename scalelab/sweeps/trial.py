@@ -9,6 +9,7 @@ the same config would fail the same way); any other exception leaves its one-lin
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +22,6 @@ from scalelab.atomic import atomic_write_text
 from scalelab.config import RunConfig
 from scalelab.errors import OutOfMemory, TrainingDiverged
 from scalelab.training.trainer import EpochRecord, train_run
-
 
 CHECKPOINT_FILES = ("checkpoint.pt", "checkpoint.json")  # the tensors and their fingerprint
 
@@ -69,10 +69,8 @@ def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root:
         tune.report({"status": "oom", "failure_reason": str(e)})
         return
     except BaseException as e:
-        try:
+        with contextlib.suppress(OSError):  # a full disk: the driver still marks the cell failed
             atomic_write_text(" ".join(f"{e.__class__.__name__}: {e}".split()), out / "error.txt")
-        except OSError:  # the disk is full: the driver still marks the cell failed
-            pass
         raise
     tune.report({"status": "finished", **{f"final_{k}": v for k, v in summary["final"].items()}})
 

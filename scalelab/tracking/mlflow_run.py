@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from scalelab.errors import UserError
 from scalelab.atomic import atomic_write_text
+from scalelab.errors import UserError
 
 PARAM_BATCH, METRIC_BATCH = 100, 1000  # MLflow's log_batch limits
 
@@ -63,9 +63,15 @@ def open_client(uri: str) -> Any:
     """An MlflowClient whose store exists (created under `store_lock` if it did not)."""
     from mlflow.tracking import MlflowClient
 
-    with store_lock(uri):  # the client makes the store (tables, migrations) when first used
-        client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)
+    try:
+        with store_lock(uri):  # the client makes a sqlite store (tables, migrations) when first used
+            client = MlflowClient(tracking_uri=uri)
+            if uri.startswith("sqlite:///"):
+                client.search_experiments(max_results=1)
+    except Exception as e:  # a corrupt or unwritable database file
+        raise UserError(
+            f"tracking store {uri!r} is not usable: {e.__class__.__name__}: {' '.join(str(e).split())[:300]}"
+        ) from None
     return client
 
 

@@ -120,7 +120,9 @@ def load(path: Path, device: torch.device, fp: str) -> dict[str, Any]:
             info = json.loads(meta.read_text())
             stored = str(info["fingerprint"])
         except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(f"{meta}: unreadable checkpoint description; delete the run directory to restart") from None
+            raise UserError(
+                f"{meta}: unreadable checkpoint description; delete the run directory to restart"
+            ) from None
         if stored != fp:
             raise CheckpointMismatch(
                 f"{path}: checkpoint of a different configuration (fingerprint {stored}, this config {fp}); "
