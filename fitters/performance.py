@@ -11,9 +11,14 @@ Two forms:
 - `per_dataset` (one dataset, one data size): D' is a constant, so g(D'; w5) + b is one number `c`;
   the law is fitted as y = w1 g(N_L; w3) + w2 g(h; w4) + c and D' is reported as not identifiable.
 - `tied` (several data fractions or datasets): D' is tied to the data, ln D' = kappa ln(T / T0) -
-  lambda ApEn, with T the training tokens, T0 their median over the fitted points (fixed by `bind`), and kappa, lambda >= 0,
-  following the paper's reading that D' grows with data volume and falls with its approximate
-  entropy. Variables: depth, width, tokens, apen. Parameters w1..w5, b, kappa, lambda.
+  lambda H, with T the training tokens, T0 their median over the fitted points (fixed by `bind`), and
+  kappa, lambda >= 0, following the paper's reading that D' grows with data volume and falls with
+  the data's entropy. Variables: depth, width, tokens, entropy. Parameters w1..w5, b, kappa, lambda.
+  H defaults to `entropy`: the bias-corrected conditional entropy of the next item given the
+  previous k (Chao-Shen, pooled over users; k the largest context length every fitted row's data
+  covers), which is a valid, non-negative entropy on any length distribution and does not drift
+  with the data fraction the way a plug-in estimate does. The paper's ApEn stays available for
+  comparability: `--x depth --x width --x tokens --x apen`.
 Starts: for each exponent combination on a small grid the linear weights come from least squares.
 """
 
@@ -50,8 +55,8 @@ class PerformanceLaw(Law):
     space = "linear"
     OPTIONS: ClassVar[dict[str, Option]] = {
         "form": Option("per_dataset", ("per_dataset", "tied"), "per_dataset: one dataset and data size "
-                       "(variables depth, width); tied: D' from training tokens and ApEn across data "
-                       "fractions or datasets (variables depth, width, tokens, apen)"),
+                       "(variables depth, width); tied: D' from training tokens and the data's entropy across "
+                       "data fractions or datasets (variables depth, width, tokens, entropy)"),
         "t0": Option(None, None, "tied form: the token scale T0 (default: the median of the fitted points)"),
     }  # fmt: skip
 
@@ -67,7 +72,7 @@ class PerformanceLaw(Law):
 
     def default_variables(self) -> list[str]:
         per = self.options["form"] == "per_dataset"
-        return ["depth", "width"] if per else ["depth", "width", "tokens", "apen"]
+        return ["depth", "width"] if per else ["depth", "width", "tokens", "entropy"]
 
     @property
     def params(self) -> list[Param]:

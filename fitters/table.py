@@ -12,7 +12,9 @@ named directly as a variable or metric:
 | epochs_run, best_epoch         | epochs trained; the epoch of the best validation metric    |
 | flops_per_token                | training FLOPs per target, item-scoring layer included     |
 | flops_per_epoch                | flops_per_token x data_train_targets_per_epoch             |
-| data_apen_m2_last50_pooled     | pooled approximate entropy of the training sequences       |
+| data_apen_m2_last50_pooled     | pooled approximate entropy (Pincus) of the sequences       |
+| data_entropy_m<k>              | bias-corrected H(next item given the previous k), k = 0..2 |
+| data_entropy_m                 | the largest k the run's data covers (coverage >= 0.8)      |
 | data_fraction                  | share of the users kept                                    |
 | status                         | finished rows are fitted, the others skipped               |
 | final_<metric>, best_<metric>  | test metric at the last / the best validation epoch        |
@@ -36,6 +38,7 @@ ALIASES = {
     "embedding_params": "embedding_params",
     "tokens": "data_train_targets_per_epoch",
     "apen": "data_apen_m2_last50_pooled",
+    "entropy": "entropy",  # derived per fit: data_entropy_m<k> at the k every fitted row covers
     "compute": "flops_per_epoch",
     "fraction": "data_fraction",
     "train_tokens": "train_tokens",
@@ -57,6 +60,25 @@ def with_derived(table: pd.DataFrame) -> pd.DataFrame:
         if name not in table.columns and a in table.columns and b in table.columns
     }
     return table.assign(**extra) if extra else table
+
+
+def with_entropy(table: pd.DataFrame) -> pd.DataFrame:
+    """The table plus `entropy`: the conditional entropy at one context length k for every row, the
+    largest k that every row's data covers (the smallest of their `data_entropy_m`), so that rows of
+    different sizes are compared at the same k. Unchanged when the table lacks the columns."""
+    if "data_entropy_m" not in table.columns:
+        return table
+    chosen = pd.to_numeric(table["data_entropy_m"], errors="coerce")
+    if chosen.isna().all():
+        return table
+    k = int(chosen.min())
+    col = f"data_entropy_m{k}"
+    if col not in table.columns:
+        return table
+    warnings.warn(
+        f"entropy: H(next item | previous {k}), the context length every fitted row covers", stacklevel=3
+    )
+    return table.assign(entropy=table[col])
 
 
 def unconverged(rows: pd.DataFrame) -> pd.Series:
@@ -108,6 +130,8 @@ def select(
     table = with_derived(table)
     if status is not None and "status" in table.columns:
         table = table[table["status"] == status]
+    if "entropy" in variables and "entropy" not in table.columns:
+        table = with_entropy(table)
     ycol = metric_column(table, metric, which)
     xcols = [variable_column(table, v) for v in variables]
     sub = table[[*xcols, ycol]].apply(pd.to_numeric, errors="coerce")

@@ -322,7 +322,10 @@ def fit_cmd(
         ),
     ] = None,
     form: Annotated[
-        str | None, typer.Option(help="Performance Law form: per_dataset or tied (D' from tokens and ApEn).")
+        str | None,
+        typer.Option(
+            help="Performance Law form: per_dataset or tied (D' from tokens and the data's entropy)."
+        ),
     ] = None,
     direction: Annotated[
         str | None,
@@ -851,7 +854,12 @@ def data_describe(
     last: Annotated[int, typer.Option(help="ApEn on each user's last N items (0 = whole sequences).")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
 ) -> None:
-    """Users, items, interactions, density, sequence lengths, time span, tokens and ApEn.
+    """Users, items, interactions, density, sequence lengths, time span, tokens, entropy, repeats.
+
+    Entropy: the bias-corrected conditional entropy of the next item given the previous m (Chao-Shen,
+    pooled over users) for m = 0..2, with its coverage, and the largest m the data covers; the Pincus
+    ApEn beside it for comparison with the Performance-Law paper. Repeats: events that re-consume an
+    item, and held-out targets already in the history (what eval.filter_history turns into misses).
 
     The file goes through the configured preprocessing (k-core, dedup, ...) first; the table shows
     what each step kept. Examples:
@@ -958,7 +966,44 @@ def _print_stats(s: dict[str, Any], source: str) -> None:
             f"per-user mean {a['per_user_mean']:.4f} ({a['users']:,} users)  "
             f"pooled {a['pooled']:.4f}  [{scope}]",
         )
+    ent = s["entropy"]
+    scope = f"last {ent['last']}" if ent["last"] else "full sequences"
+    t.add_row(
+        "entropy H(next | m)",
+        f"{ent['value']:.4f} nats at m={ent['chosen_m']} (the largest m the data covers; Chao-Shen, pooled) [{scope}]",
+    )
+    for e in ent["by_m"]:
+        flag = "" if e["reliable"] else "  [yellow]undersampled[/]"
+        t.add_row(
+            f"  m={e['m']}",
+            f"{e['value']:.4f} (plug-in {e['plug_in']:.4f})  coverage {e['coverage']:.2f}  "
+            f"{e['contexts']:,} contexts, {e['singleton_contexts']:.0%} seen once{flag}",
+        )
+    r = s["repeats"]
+    t.add_row(
+        "repeat events", f"{r['events']:,} ({r['events_share']:.2%}) repeat an item the user had already"
+    )
+    for name in ("valid", "test"):
+        if name in r:
+            x = r[name]
+            t.add_row(
+                f"{name} targets seen",
+                f"{x['in_history']:,} of {x['targets']:,} ({x['in_history_share']:.2%}) already in the history, "
+                f"{x['in_input_window']:,} ({x['in_input_window_share']:.2%}) in the input window",
+            )
     out.print(t)
+    for e in ent["by_m"]:
+        if e["warning"] and e["m"] <= ent["chosen_m"] + 1:
+            err.print(f"[yellow]warning:[/] entropy {e['warning']}", highlight=False, soft_wrap=True)
+    test = r["test"]
+    if test["in_input_window"]:
+        err.print(
+            f"[yellow]note:[/] {test['in_input_window']:,} test targets ({test['in_input_window_share']:.2%}) are "
+            "items already in the model's input window: with eval.filter_history: true (the default) they are "
+            "masked, so each counts as a miss; set eval.filter_history: false to rank them",
+            highlight=False,
+            soft_wrap=True,
+        )
     if s.get("steps"):
         out.print(_steps_table(s["steps"]))
 

@@ -68,7 +68,7 @@ def test_identifiable_mask_counts_distinct_values() -> None:
     law = make_law("performance", form="tied")
     X = np.array([[L, h, t, 0.5] for L in (1, 2, 4) for h in (8, 16, 32) for t in (1e5, 2e5)], dtype=float)
     fitted, identified, distinct = identifiable_mask(law, X)
-    assert distinct == {"depth": 3, "width": 3, "tokens": 2, "apen": 1}
+    assert distinct == {"depth": 3, "width": 3, "tokens": 2, "entropy": 1}
     names = [p.name for p, f in zip(law.params, identified, strict=True) if not f]
     assert names == ["w5", "kappa", "lambda"]
     assert [p.name for p, f, i in zip(law.params, fitted, identified, strict=True) if f and not i] == [

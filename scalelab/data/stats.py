@@ -6,10 +6,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from scalelab.data.cond_entropy import choose_m
 from scalelab.data.entropy import apen_summary
 from scalelab.data.sequences import SequenceData
-from scalelab.data.split import make_split
+from scalelab.data.split import Split, make_split
 
 
 def describe(
@@ -52,6 +54,28 @@ def describe(
         },
         "apen": [],
     }
+    chosen, tried = choose_m(data.ptr, data.items, m_max=max(2, *apen_m), last=apen_last)
+    stats["entropy"] = {
+        "chosen_m": chosen.m,
+        "value": chosen.value,
+        "last": apen_last,
+        "by_m": [
+            {
+                "m": e.m,
+                "value": e.value,
+                "plug_in": e.plug_in,
+                "miller_madow": e.miller_madow,
+                "pairs": e.pairs,
+                "contexts": e.contexts,
+                "singleton_contexts": e.singleton_contexts,
+                "coverage": e.coverage,
+                "reliable": e.reliable,
+                "warning": e.warning(),
+            }
+            for e in tried
+        ],
+    }
+    stats["repeats"] = repeat_stats(sp)
     for m in apen_m:
         s = apen_summary(data.ptr, data.items, m, apen_last)
         stats["apen"].append(
@@ -64,6 +88,37 @@ def describe(
             }
         )
     return stats
+
+
+def repeat_stats(sp: Split) -> dict[str, Any]:
+    """Repeat consumption: events whose item the user had already consumed, and held-out targets
+    already in the user's history (all of it, and the model's input window of max_seq_len items,
+    which is what `eval.filter_history` masks: such a target can never be ranked, a sure miss)."""
+    data = sp.data
+    lengths = np.diff(data.ptr)
+    user = np.repeat(np.arange(data.num_users), lengths)
+    pos = np.arange(data.num_interactions)
+    frame = pd.DataFrame({"user": user, "item": np.asarray(data.items), "pos": pos})
+    prev = frame.groupby(["user", "item"], sort=False)["pos"].shift(1).to_numpy()  # previous same item
+    repeated = ~np.isnan(prev)
+    out: dict[str, Any] = {
+        "events": int(repeated.sum()),
+        "events_share": float(repeated.mean()) if len(repeated) else 0.0,
+        "users_with_repeats": int(np.unique(user[repeated]).size),
+    }
+    targets = {"test": sp.test_pos, **({"valid": sp.valid_pos} if sp.valid_pos is not None else {})}
+    for name, at in targets.items():
+        before = prev[at]
+        seen = ~np.isnan(before)
+        in_window = seen & (before >= at - sp.max_seq_len)
+        out[name] = {
+            "targets": len(at),
+            "in_history": int(seen.sum()),
+            "in_history_share": float(seen.mean()) if len(at) else 0.0,
+            "in_input_window": int(in_window.sum()),
+            "in_input_window_share": float(in_window.mean()) if len(at) else 0.0,
+        }
+    return out
 
 
 def _iso(t: int) -> str:

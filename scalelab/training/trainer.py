@@ -23,6 +23,7 @@ import torch
 
 from scalelab import __version__, faults
 from scalelab.config import RunConfig, dump_config
+from scalelab.data.cond_entropy import choose_m
 from scalelab.data.entropy import apen_summary
 from scalelab.data.loader import load_dataset
 from scalelab.data.split import make_split
@@ -146,6 +147,7 @@ def train_run(
     split = make_split(data, cfg.data.split, cfg.data.max_seq_len)
     task = make_task(cfg, data, split)
     apen = apen_summary(data.ptr, data.items, m=2, last=50)
+    entropy, by_m = choose_m(data.ptr, data.items, m_max=2, last=50)
     dataset_stats = {
         "users": data.num_users,
         "items": data.num_items,
@@ -154,6 +156,12 @@ def train_run(
         "train_targets_per_epoch": task.num_targets,
         "apen_m2_last50_per_user": apen.per_user_mean,
         "apen_m2_last50_pooled": apen.pooled,
+        # the data-quality term (scalelab/data/cond_entropy.py): H(next | previous m) at the largest m
+        # the data covers, and at every m <= 2 with its coverage, so a fit can use one m for all rows
+        "entropy": entropy.value,
+        "entropy_m": entropy.m,
+        **{f"entropy_m{e.m}": e.value for e in by_m},
+        **{f"entropy_m{e.m}_coverage": e.coverage for e in by_m},
         "cache_key": data.meta.get("cache_key") or data.meta.get("cache", {}).get("key"),
     }
 
