@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine  # noqa: E402
-from laws_real import ARCHIVE, METRIC, WHICH, archive, check, load  # noqa: E402
+from laws_real import ARCHIVE, METRIC, archive, check, load  # noqa: E402
 
 from fitters.table import with_entropy  # noqa: E402
 

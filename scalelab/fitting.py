@@ -274,8 +274,10 @@ def plot_fit(result: FitResult, rows: pd.DataFrame, job: FitJob, path: Path) -> 
         dtype=float
     )
     held = {tuple(r["x"]) for r in result.holdout.get("rows", [])}
+    y_range = law.options.get("y_range")  # a bounded metric: the curve and band stay inside it
     fig, (ax, rax) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
     groups = np.unique(X[:, 1]) if X.shape[1] > 1 else [None]
+    curves: list[np.ndarray] = []
     cmap = plt.get_cmap("viridis", max(2, len(groups)))
     for gi, gval in enumerate(groups):
         sel = np.ones(len(X), bool) if gval is None else X[:, 1] == gval
@@ -285,20 +287,30 @@ def plot_fit(result: FitResult, rows: pd.DataFrame, job: FitJob, path: Path) -> 
         for xi, yi, row in zip(X[sel, 0], y[sel], X[sel], strict=True):
             if tuple(row.tolist()) in held:
                 ax.scatter([xi], [yi], s=160, facecolors="none", edgecolors="red", zorder=4)
-        grid = np.geomspace(X[sel, 0].min() / 1.5, X[sel, 0].max() * 1.5, 80)
+        # the law over the measured range and 10x beyond it (extrapolation, right of the dotted line)
+        grid = np.geomspace(X[sel, 0].min() / 1.5, X[:, 0].max() * EXTRAPOLATE, 120)
         G = np.repeat(X[sel][:1], len(grid), axis=0)
         G[:, 0] = grid
-        ax.plot(grid, result.predict(G), color=color)
+        central = _clip(result.predict(G), y_range)
+        curves.append(central)
+        ax.plot(grid, central, color=color)
         lo, hi = result.predict_interval(G)
-        ax.fill_between(grid, lo, hi, color=color, alpha=0.15)
+        ax.fill_between(grid, _clip(lo, y_range), _clip(hi, y_range), color=color, alpha=0.15)
+    ax.axvline(X[:, 0].max(), color="gray", ls=":", lw=1)
     ax.set_xscale("log")
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     ticks = np.unique(X[:, 0])
-    if len(ticks) <= 12:  # label the measured values themselves (depths, widths), not powers of ten
-        ax.set_xticks(ticks)
+    if len(ticks) <= 8 and ticks.max() / ticks.min() < 1e3:  # label the measured values (depths, widths)
+        ax.set_xticks(np.unique(np.concatenate([ticks, [ticks.max() * EXTRAPOLATE]])))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
+    else:  # parameters, tokens: powers of ten, few enough not to overlap
+        ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    # the view holds the data and the law's central curve; a band wider than that is cut, not the data
+    shown = np.concatenate([y[np.isfinite(y)], *[c[np.isfinite(c)] for c in curves]])
+    pad = 0.1 * (shown.max() - shown.min() + 1e-12)
+    ax.set_ylim(shown.min() - pad, shown.max() + pad)
     ax.set_xlabel(_axis_label(law.variables[0]))
     ax.set_ylabel(f"{job.which} {job.metric} (test)")
     ax.set_title(
@@ -327,6 +339,13 @@ def plot_fit(result: FitResult, rows: pd.DataFrame, job: FitJob, path: Path) -> 
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+EXTRAPOLATE = 10.0  # fit plots continue the law this far past the largest measured value
+
+
+def _clip(v: np.ndarray, y_range: Any) -> np.ndarray:
+    return v if y_range is None else np.clip(v, y_range[0], y_range[1])
 
 
 def _axis_label(var: str) -> str:

@@ -1,9 +1,19 @@
 """`scalelab report`: the tables and plots a reviewer looks at, as self-contained HTML and Markdown.
 
-Writes `results/<sweep>/report/`: `report.html` (images embedded), `report.md` (images beside it),
-PNG plots (metric and loss against non-embedding parameters per family, metric against data tokens
-for data sweeps, learning curves, the fitted laws found under `fits/`), and the paper-style table
-(rows: architecture or variant, columns: depth or width, cells HR@10 / NDCG@10, best in bold).
+Writes `results/<sweep>/report/`: `report.html` (images embedded), `report.md` (images beside it)
+and the PNG plots. Contents:
+- the paper-style table: one row per architecture or variant, one column per size (depth, else
+  width), cells HR@10 / NDCG@10 on the test split (at the best validation epoch when the runs have a
+  validation split), the best of each metric in bold;
+- metric and loss against non-embedding parameters, one line per variant; metric against training
+  tokens for data sweeps; metric against training FLOPs with the compute frontier; families side by
+  side at equal sizes; learning curves;
+- every law fitted under `fits/`: its plot (measured points, the law and its 95% band extrapolated
+  beyond the measured range, held-out points circled) and a diagnostics block: formula, parameters
+  with intervals, the hold-out verdict, the recommended configuration with its interval, warnings.
+
+The report is built as a list of blocks (heading, paragraph, list, table, image) rendered twice, to
+Markdown and to HTML, so a table is a table in both (cells are escaped, never spliced as text).
 """
 
 from __future__ import annotations
@@ -11,6 +21,8 @@ from __future__ import annotations
 import base64
 import html
 import json
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +32,153 @@ import pandas as pd
 from scalelab.errors import UserError
 
 METRICS = ("hr@10", "ndcg@10")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 RUNS_COLUMNS = ("name", "status", "family", "depth", "width", "data_fraction")  # what the report reads
+
+
+# ------------------------------------------------------------------------------------------ blocks
+
+
+@dataclass
+class Cell:
+    """A table cell: text parts, each bold or not (a paper-table cell holds two metrics)."""
+
+    parts: list[tuple[str, bool]]
+
+    @classmethod
+    def of(cls, text: str, bold: bool = False) -> Cell:
+        return cls([(text, bold)])
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[Cell]]
+    align_left: int = 1  # leading columns aligned left (labels); the rest right (numbers)
+
+
+@dataclass
+class Report:
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def h1(self, text: str) -> None:
+        self.blocks.append(("h1", text))
+
+    def h2(self, text: str) -> None:
+        self.blocks.append(("h2", text))
+
+    def h3(self, text: str) -> None:
+        self.blocks.append(("h3", text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def code(self, text: str) -> None:
+        self.blocks.append(("code", text))
+
+    def items(self, lines: list[str]) -> None:
+        if lines:
+            self.blocks.append(("list", lines))
+
+    def table(self, t: Table) -> None:
+        self.blocks.append(("table", t))
+
+    def image(self, alt: str, path: Path) -> None:
+        self.blocks.append(("img", (alt, path.name)))
+
+
+def _md_cell(c: Cell) -> str:
+    return "".join(f"**{t}**" if b else t for t, b in c.parts).replace("|", "\\|")
+
+
+def to_markdown(r: Report) -> str:
+    out: list[str] = []
+    for kind, v in r.blocks:
+        if kind in ("h1", "h2", "h3"):
+            out += ["#" * int(kind[1]) + " " + v, ""]
+        elif kind == "p":
+            out += [v, ""]
+        elif kind == "code":
+            out += ["```", v, "```", ""]
+        elif kind == "list":
+            out += [*(f"- {x}" for x in v), ""]
+        elif kind == "table":
+            out.append("| " + " | ".join(h.replace("|", "\\|") for h in v.header) + " |")
+            out.append("|" + "".join(":---|" if i < v.align_left else "---:|" for i in range(len(v.header))))
+            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in v.rows]
+            out.append("")
+        elif kind == "img":
+            out += [f"![{v[0]}]({v[1]})", ""]
+    return "\n".join(out)
+
+
+def _html_cell(c: Cell) -> str:
+    return "".join(f"<b>{html.escape(t)}</b>" if b else html.escape(t) for t, b in c.parts)
+
+
+def to_html(r: Report, title: str, images: Path) -> str:
+    """One self-contained page: images embedded as data URIs."""
+    body: list[str] = []
+    for kind, v in r.blocks:
+        if kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{html.escape(v)}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{html.escape(v)}</p>")
+        elif kind == "code":
+            body.append(f"<pre>{html.escape(v)}</pre>")
+        elif kind == "list":
+            body.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in v) + "</ul>")
+        elif kind == "table":
+            cls = lambda i: ' class="l"' if i < v.align_left else ""  # noqa: E731
+            head = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(v.header))
+            rows = "".join(
+                "<tr>" + "".join(f"<td{cls(i)}>{_html_cell(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+                for row in v.rows
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "img":
+            data = base64.b64encode((images / v[1]).read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(v[0])}" src="data:image/png;base64,{data}">')
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.4}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;"
+        "text-align:right;white-space:nowrap}td.l,th.l{text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%;margin:1em 0}pre{background:#f6f6f6;padding:8px}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )
+
+
+# ------------------------------------------------------------------------------------ formatting
+
+
+def fmt_int(v: Any) -> str:
+    """Sizes and counts: integers, '-' when missing."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if not np.isfinite(f) else f"{int(round(f)):,}"
+
+
+def fmt_metric(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if not np.isfinite(f) else f"{f:.4f}"
+
+
+def fmt_num(v: Any) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if not np.isfinite(f) else f"{f:.4g}"
+
+
+# ------------------------------------------------------------------------------------------ tables
 
 
 def load_sweep_table(name_or_dir: str) -> tuple[pd.DataFrame, Path]:
@@ -51,117 +198,220 @@ def load_sweep_table(name_or_dir: str) -> tuple[pd.DataFrame, Path]:
     return table, root.resolve()
 
 
+def metric_prefix(table: pd.DataFrame) -> str:
+    """`best_` (test metric at the best validation epoch) when the runs selected on validation,
+    else `final_` (last epoch)."""
+    has_valid = any(c.startswith("valid_best_") for c in table.columns)
+    return "best_" if has_valid and all(f"best_{m}" in table.columns for m in METRICS) else "final_"
+
+
+def _switches(done: pd.DataFrame, names: tuple[str, ...]) -> list[str]:
+    return [
+        c
+        for c in done.columns
+        if c.startswith("cfg.model.") and c.split(".")[-1] in names and done[c].astype(str).nunique() > 1
+    ]
+
+
 def variant_label(row: pd.Series, varying: list[str]) -> str:
     parts = [str(row["family"])]
     for col in varying:
-        parts.append(f"{col.split('.')[-1]}={row[col]}")
-    return " ".join(parts)
+        name = col.split(".")[-1]
+        value = row[col]
+        shown = (
+            fmt_int(value)
+            if name in ("depth", "width")
+            else (f"{value:g}" if isinstance(value, float) else value)
+        )
+        parts.append(f"{name.replace('data_', '')} {shown}")
+    return ", ".join(parts)
 
 
-def paper_table(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def paper_table(table: pd.DataFrame) -> tuple[Table, str]:
     """Rows: variant; columns: the size axis (depth, else width); cells 'HR@10 / NDCG@10'."""
     done = table[table["status"] == "finished"].copy()
     if done.empty:
         raise UserError("the sweep has no finished trials to report")
+    prefix = metric_prefix(done)
     axis = "depth" if done["depth"].nunique() > 1 else "width"
     other = [c for c in ("depth", "width", "data_fraction") if c != axis and done[c].nunique() > 1]
-    switches = [
-        c
-        for c in done.columns
-        if c.startswith("cfg.model.")
-        and c.split(".")[-1] in ("rab", "attention", "gate", "residual", "fuxi_channels")
-        and done[c].astype(str).nunique() > 1
-    ]
+    switches = _switches(done, ("rab", "attention", "gate", "residual", "fuxi_channels"))
     done["variant"] = done.apply(lambda r: variant_label(r, other + switches), axis=1)
-    cols = sorted(done[axis].unique())
-    best = {m: done[f"final_{m}"].max() for m in METRICS}
-    out = pd.DataFrame(
-        index=sorted(done["variant"].unique()), columns=[f"{axis}={c}" for c in cols], dtype=object
+    sizes = sorted(int(v) for v in done[axis].unique())
+    best = {m: done[f"{prefix}{m}"].max() for m in METRICS}
+    rows = []
+    for variant in sorted(done["variant"].unique()):
+        grp = done[done["variant"] == variant]
+        row = [Cell.of(variant)]
+        for s in sizes:
+            hit = grp[grp[axis] == s]
+            if hit.empty:
+                row.append(Cell.of("-"))
+                continue
+            r = hit.iloc[0]
+            parts: list[tuple[str, bool]] = []
+            for i, m in enumerate(METRICS):
+                v = r[f"{prefix}{m}"]
+                parts.append((fmt_metric(v), bool(np.isfinite(v) and np.isclose(v, best[m]))))
+                if i < len(METRICS) - 1:
+                    parts.append((" / ", False))
+            row.append(Cell(parts))
+        rows.append(row)
+    return Table(["variant", *[f"{axis} {s}" for s in sizes]], rows), axis
+
+
+def compare_sweeps(names: list[str]) -> Table:
+    """NDCG@10 for the same (family, depth, width) side by side across sweeps; '-' where a sweep
+    did not run that configuration."""
+    frames = []
+    for n in names:
+        t, root = load_sweep_table(n)
+        prefix = metric_prefix(t)
+        t = t[t["status"] == "finished"][["family", "depth", "width", f"{prefix}ndcg@10"]].copy()
+        t = t.rename(columns={f"{prefix}ndcg@10": root.name})
+        frames.append(t.groupby(["family", "depth", "width"]).first())
+    joined = pd.concat(frames, axis=1).sort_index()
+    rows = [
+        [Cell.of(str(fam)), Cell.of(fmt_int(d)), Cell.of(fmt_int(w)), *(Cell.of(fmt_metric(v)) for v in r)]
+        for (fam, d, w), r in joined.iterrows()
+    ]
+    return Table(["family", "depth", "width", *[str(c) for c in joined.columns]], rows, align_left=1)
+
+
+# ------------------------------------------------------------------------------------------- plots
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _log_axis(ax: Any) -> None:
+    """Log x axis with few, readable tick labels (10^k, no crowding)."""
+    from matplotlib.ticker import LogLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 0.1, numticks=12))
+
+
+def _labels(done: pd.DataFrame) -> pd.Series:
+    """Line labels: family, switches, and width when lines are drawn per width."""
+    switches = _switches(done, ("rab", "attention", "gate", "residual"))
+    label = done.apply(
+        lambda r: ", ".join([str(r["family"])] + [f"{c.split('.')[-1]} {r[c]}" for c in switches]), axis=1
     )
-    for _, r in done.iterrows():
-        cell = " / ".join(
-            (
-                f"**{r[f'final_{m}']:.4f}**"
-                if np.isclose(r[f"final_{m}"], best[m])
-                else f"{r[f'final_{m}']:.4f}"
-            )
-            for m in METRICS
-        )
-        out.loc[r["variant"], f"{axis}={r[axis]}"] = cell
-    return out.fillna("-"), axis
-
-
-def _scatter_lines(ax: Any, table: pd.DataFrame, x: str, y: str) -> None:
-    for fam, grp in table.groupby("label"):
-        g = grp.sort_values(x)
-        ax.plot(g[x], g[y], marker="o", label=fam)
+    if done["width"].nunique() > 1 and done["depth"].nunique() > 1:
+        label = label + ", width " + done["width"].astype(int).astype(str)
+    return label
 
 
 def make_plots(table: pd.DataFrame, root: Path, out: Path) -> list[tuple[str, Path]]:
     plt = _plt()
     done = table[table["status"] == "finished"].copy()
-    switches = [
-        c
-        for c in done.columns
-        if c.startswith("cfg.model.")
-        and c.split(".")[-1] in ("rab", "attention", "gate", "residual")
-        and done[c].astype(str).nunique() > 1
-    ]
-    done["label"] = done.apply(
-        lambda r: " ".join([str(r["family"])] + [f"{c.split('.')[-1]}={r[c]}" for c in switches]), axis=1
-    )
-    if done["width"].nunique() > 1 and done["depth"].nunique() > 1:
-        done["label"] = done["label"] + " D" + done["width"].astype(str)
+    prefix = metric_prefix(done)
+    done["label"] = _labels(done)
     plots: list[tuple[str, Path]] = []
 
-    def size_plot(x: str, y: str, xlabel: str, ylabel: str, title: str, name: str) -> None:
-        """One line per family/variant, log x axis."""
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        _scatter_lines(ax, done, x, y)
-        ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    def save(fig: Any, title: str, name: str) -> None:
         fig.tight_layout()
         fig.savefig(out / name)
         plt.close(fig)
         plots.append((title, out / name))
 
+    def size_plot(x: str, y: str, xlabel: str, ylabel: str, title: str, name: str) -> None:
+        fig, ax = plt.subplots(figsize=(7.2, 4.4), dpi=120)
+        for lab, grp in done.groupby("label"):
+            g = grp.sort_values(x)
+            ax.plot(g[x], g[y], marker="o", label=lab)
+        _log_axis(ax)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+        save(fig, title, name)
+
+    which = "best validation epoch" if prefix == "best_" else "last epoch"
     params = "non-embedding parameters (log scale)"
     for metric in METRICS:
-        size_plot(
-            "non_embedding_params",
-            f"final_{metric}",
-            params,
-            f"{metric.upper()} (test, full ranking)",
-            f"{metric.upper()} against non-embedding parameters",
-            f"scaling_{metric.replace('@', '_at_')}.png",
-        )
-    if "final_loss" in done:
-        size_plot(
-            "non_embedding_params",
-            "final_loss",
-            params,
-            "training loss (last epoch, nats)",
-            "Training loss against non-embedding parameters",
-            "scaling_loss.png",
-        )
+        size_plot("non_embedding_params", f"{prefix}{metric}", params, f"{metric.upper()} (test, {which})",
+                  f"{metric.upper()} against non-embedding parameters",
+                  f"scaling_{metric.replace('@', '_at_')}.png")  # fmt: skip
+    if "final_loss" in done and done["final_loss"].notna().any():
+        size_plot("non_embedding_params", "final_loss", params, "training loss (last epoch, nats)",
+                  "Training loss against non-embedding parameters", "scaling_loss.png")  # fmt: skip
     if done["data_fraction"].nunique() > 1 and "data_train_targets_per_epoch" in done:
-        size_plot(
-            "data_train_targets_per_epoch",
-            "final_ndcg@10",
-            "training tokens (targets per epoch, log scale)",
-            "NDCG@10 (test)",
-            "NDCG@10 against training tokens",
-            "data_scaling.png",
-        )
+        size_plot("data_train_targets_per_epoch", f"{prefix}ndcg@10", "training tokens (targets per epoch, log scale)",
+                  f"NDCG@10 (test, {which})", "NDCG@10 against training tokens", "data_scaling.png")  # fmt: skip
+    _compute_plot(done, prefix, which, plt, save)
+    _family_plot(done, prefix, which, plt, save)
+    _learning_curves(done, root, plt, save)
+    return plots
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+
+def _compute_plot(done: pd.DataFrame, prefix: str, which: str, plt: Any, save: Any) -> None:
+    """Metric against training FLOPs of each run, with the compute frontier (the best metric any
+    run reached with at most that much compute)."""
+    if not {"flops_per_epoch", "epochs_run"} <= set(done.columns):
+        return
+    flops = pd.to_numeric(done["flops_per_epoch"], errors="coerce") * pd.to_numeric(
+        done["epochs_run"], errors="coerce"
+    )
+    y = pd.to_numeric(done[f"{prefix}ndcg@10"], errors="coerce")
+    ok = np.isfinite(flops) & np.isfinite(y) & (flops > 0)
+    if ok.sum() < 3 or flops[ok].nunique() < 3:
+        return
+    fig, ax = plt.subplots(figsize=(7.2, 4.4), dpi=120)
+    for lab, grp in done[ok].groupby("label"):
+        ax.scatter(flops[grp.index], y[grp.index], label=lab, zorder=3)
+    order = np.argsort(flops[ok].to_numpy())
+    fx, fy = flops[ok].to_numpy()[order], np.maximum.accumulate(y[ok].to_numpy()[order])
+    ax.step(fx, fy, where="post", color="black", lw=1.2, label="compute frontier")
+    _log_axis(ax)
+    ax.set_xlabel("training FLOPs of the run (log scale)")
+    ax.set_ylabel(f"NDCG@10 (test, {which})")
+    ax.set_title("NDCG@10 against training compute")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    save(fig, "NDCG@10 against training compute", "compute_frontier.png")
+
+
+def _family_plot(done: pd.DataFrame, prefix: str, which: str, plt: Any, save: Any) -> None:
+    """Families side by side at the (depth, width) they share."""
+    if done["family"].nunique() < 2:
+        return
+    shared = done.groupby(["depth", "width"])["family"].nunique()
+    sizes = [s for s, n in shared.items() if n >= 2]
+    if not sizes:
+        return
+    fams = sorted(done["family"].unique())
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(sizes) + 3), 4.4), dpi=120)
+    width = 0.8 / len(fams)
+    for i, fam in enumerate(fams):
+        vals = []
+        for d, w in sizes:
+            hit = done[(done["family"] == fam) & (done["depth"] == d) & (done["width"] == w)]
+            vals.append(float(hit[f"{prefix}ndcg@10"].max()) if len(hit) else np.nan)
+        ax.bar(np.arange(len(sizes)) + i * width, vals, width, label=fam)
+    ax.set_xticks(np.arange(len(sizes)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"depth {int(d)}\nwidth {int(w)}" for d, w in sizes], fontsize=8)
+    ax.set_ylabel(f"NDCG@10 (test, {which})")
+    ax.set_title("Families at equal size")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    save(fig, "Families at equal size", "families.png")
+
+
+def _learning_curves(done: pd.DataFrame, root: Path, plt: Any, save: Any) -> None:
+    fig, ax = plt.subplots(figsize=(7.2, 4.4), dpi=120)
     drawn = 0
     for _, r in done.iterrows():
-        summary = root / "trials" / str(r["cell_id"]) / "summary.json"
+        summary = root / "trials" / str(r.get("cell_id", "")) / "summary.json"
         if not summary.exists():
             continue
         hist = json.loads(summary.read_text()).get("history", [])
@@ -170,18 +420,18 @@ def make_plots(table: pd.DataFrame, root: Path, out: Path) -> list[tuple[str, Pa
         if pts:
             ax.plot(*zip(*pts, strict=True), marker=".", label=str(r["name"]))
             drawn += 1
-    if drawn:
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("NDCG@10 (validation when available, else test)")
-        ax.set_title("Learning curves")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        path = out / "learning_curves.png"
-        fig.savefig(path)
-        plots.append(("Learning curves", path))
-    plt.close(fig)
-    return plots
+    if not drawn:
+        plt.close(fig)
+        return
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("NDCG@10 (validation when available, else test)")
+    ax.set_title("Learning curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    save(fig, "Learning curves", "learning_curves.png")
+
+
+# -------------------------------------------------------------------------------------------- fits
 
 
 def _read_fit(path: Path) -> dict[str, Any]:
@@ -197,6 +447,61 @@ def _read_fit(path: Path) -> dict[str, Any]:
     return d
 
 
+def fit_section(rep: Report, d: dict[str, Any], png: Path | None) -> None:
+    """Diagnostics of one fitted law: formula, parameters, hold-out verdict, decision, warnings."""
+    rep.h2(f"Fitted {d['law']} law on {d['metric']} ({d.get('which', 'final')} test value)")
+    rep.code(str(d.get("formula", "")))
+    rep.p(
+        f"Variables: {', '.join(d['variables'])}. Fitted on {d['n_points']} cells: R^2 {d['r2']:.4f}, "
+        f"RMSE {d['rmse']:.4g}." + (f" {d['note']}." if d.get("note") else "")
+    )
+    ident = d.get("identifiable", {})
+    rows = []
+    for k, v in d["params"].items():
+        ci = d.get("ci95", {}).get(k)
+        interval = (
+            f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
+            if ci
+            else ("not identifiable" if not ident.get(k, True) else "-")
+        )
+        rows.append([Cell.of(k), Cell.of(fmt_num(v)), Cell.of(interval)])
+    rep.table(Table(["parameter", "value", "95% interval"], rows))
+    h = d.get("holdout") or {}
+    if "mean_rel_error" in h:
+        verdict = "predicts them within 5%" if h["mean_rel_error"] <= 0.05 else "misses them by more than 5%"
+        cells = "; ".join(
+            f"{', '.join(fmt_num(x) for x in r['x'])}: measured {fmt_metric(r['measured'])}, predicted "
+            f"{fmt_metric(r['predicted'])}"
+            for r in h.get("rows", [])
+        )
+        rep.p(
+            f"Hold-out check: refitted without the {len(h.get('rows', []))} largest cells, the law {verdict} "
+            f"(mean relative error {h['mean_rel_error']:.1%}, max {h.get('max_rel_error', float('nan')):.1%}). "
+            f"{cells}."
+        )
+    dec = d.get("decision")
+    if dec:
+        values = ", ".join(
+            f"{k} {fmt_num(v)}"
+            + (
+                f" [{fmt_num(dec['ci95'][k][0])}, {fmt_num(dec['ci95'][k][1])}]"
+                if k in dec.get("ci95", {})
+                else ""
+            )
+            for k, v in dec["values"].items()
+            if k in dec.get("region", dec["values"])
+        )
+        rep.p(f"Recommended configuration ({dec['status']}): {values}. {dec['message']}.")
+    if d.get("warnings"):
+        rep.p("Warnings:")
+        rep.items([str(w) for w in d["warnings"]])
+    if png is not None:
+        rep.image(f"{d['law']} law on {d['metric']}", png)
+
+
+# -------------------------------------------------------------------------------------------- main
+
+
 def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
     table, root = load_sweep_table(name_or_dir)
     out = root / "report"
@@ -207,137 +512,36 @@ def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
     for fj in sorted((root / "fits").glob("*.json")) if (root / "fits").exists() else []:
         d = _read_fit(fj)
         png = fj.with_suffix(".png")
-        fits.append((d, png if png.exists() else None))
+        if png.exists():
+            shutil.copyfile(png, out / png.name)
+        fits.append((d, out / png.name if png.exists() else None))
     comparison = compare_sweeps([name_or_dir, *compare]) if compare else None
 
+    done = table[table["status"] == "finished"]
+    which = "the best validation epoch" if metric_prefix(done) == "best_" else "the last epoch"
     counts = table["status"].value_counts().to_dict()
-    md = [
-        f"# Sweep report: {root.name}",
-        "",
+    rep = Report()
+    rep.h1(f"Sweep report: {root.name}")
+    rep.p(
         f"Trials: {len(table)} ({', '.join(f'{v} {k}' for k, v in counts.items())}). Metrics: test split, full "
-        "ranking over the whole catalogue, history filtered, last epoch.",
-        "",
-        f"## HR@10 / NDCG@10 by variant and {axis} (best in bold)",
-        "",
-        _markdown_table(ptable),
-        "",
-    ]
+        f"ranking over the whole catalogue, items already in the history filtered, at {which}."
+    )
+    rep.h2(f"HR@10 / NDCG@10 by variant and {axis} (best of each in bold)")
+    rep.table(ptable)
     for title, path in plots:
-        md += [f"## {title}", "", f"![{title}]({path.name})", ""]
+        rep.h2(title)
+        rep.image(title, path)
+    if fits:
+        rep.h2("Fitted laws")
+        rep.p(
+            "Each plot shows the measured cells, the fitted law and its 95% bootstrap band, continued 10x past "
+            "the largest measured value (right of the dotted line: extrapolation); held-out cells are circled."
+        )
     for d, png in fits:
-        md += [
-            f"## Fitted {d['law']} law on {d['metric']}",
-            "",
-            f"R^2 {d['r2']:.4f}, RMSE {d['rmse']:.4g}"
-            + (
-                f"; held-out mean relative error {d['holdout']['mean_rel_error']:.2%}"
-                if "mean_rel_error" in d.get("holdout", {})
-                else ""
-            ),
-            "",
-        ]
-        md += ["| parameter | value | 95% interval |", "|---|---|---|"]
-        for k, v in d["params"].items():
-            if k in d.get("ci95", {}):
-                lo, hi = d["ci95"][k]
-                md.append(f"| {k} | {v:.5g} | [{lo:.4g}, {hi:.4g}] |")
-            else:
-                ident = d.get("identifiable", {}).get(k, True)
-                md.append(f"| {k} | {v:.5g} | {'-' if ident else 'not identifiable'} |")
-        dec = d.get("decision")
-        if dec:
-            values = ", ".join(
-                f"{k} {v:.4g}"
-                + (f" [{dec['ci95'][k][0]:.4g}, {dec['ci95'][k][1]:.4g}]" if k in dec["ci95"] else "")
-                for k, v in dec["values"].items()
-                if k in dec["region"]
-            )
-            md += ["", f"Decision ({dec['status']}): {values}. {dec['message']}."]
-        elif d.get("optimum"):
-            md += ["", "Predicted optimum: " + ", ".join(f"{k} = {v:.3g}" for k, v in d["optimum"].items())]
-        if d.get("warnings"):
-            md += ["", "Warnings:", "", *[f"- {w}" for w in d["warnings"]]]
-        if png is not None:
-            import shutil
-
-            shutil.copyfile(png, out / png.name)
-            md += ["", f"![{d['law']} fit]({png.name})"]
-        md.append("")
+        fit_section(rep, d, png)
     if comparison is not None:
-        md += [
-            "## Comparison across sweeps (NDCG@10 at equal sizes)",
-            "",
-            _markdown_table(comparison.reset_index().set_index("family")),
-            "",
-        ]
-    (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(_html(root.name, md, out))
-    return out
-
-
-def compare_sweeps(names: list[str]) -> pd.DataFrame:
-    """The same metric for the same (depth, width) side by side across sweeps."""
-    frames = []
-    for n in names:
-        t, root = load_sweep_table(n)
-        t = t[t["status"] == "finished"][["family", "depth", "width", "final_ndcg@10"]].copy()
-        t = t.rename(columns={"final_ndcg@10": root.name})
-        frames.append(t.set_index(["family", "depth", "width"]))
-    return pd.concat(frames, axis=1).sort_index()
-
-
-def _markdown_table(df: pd.DataFrame) -> str:
-    header = [str(df.index.name or "")] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for idx, row in df.iterrows():
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
-    return "\n".join(lines)
-
-
-def _html(title: str, md_lines: list[str], out: Path) -> str:
-    """A minimal Markdown-to-HTML rendering with the images embedded (one self-contained file)."""
-    body = []
-    in_table = False
-    for line in md_lines:
-        if line.startswith("|") and not set(line) <= set("|-: "):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            tag = "th" if not in_table else "td"
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-            body.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
-            continue
-        if line.startswith("|"):
-            continue  # the separator row
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](")
-            data = base64.b64encode((out / src.rstrip(")")).read_bytes()).decode()
-            body.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
-        elif line:
-            body.append(f"<p>{_inline(line)}</p>")
-    if in_table:
-        body.append("</table>")
-    style = (
-        "body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "img{max-width:100%;margin:1em 0}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
-    )
-
-
-def _inline(text: str) -> str:
-    out = html.escape(text)
-    while "**" in out:
-        out = out.replace("**", "<b>", 1).replace("**", "</b>", 1)
+        rep.h2("Comparison across sweeps (NDCG@10 at equal sizes; - where a sweep did not run it)")
+        rep.table(comparison)
+    (out / "report.md").write_text(to_markdown(rep))
+    (out / "report.html").write_text(to_html(rep, root.name, out))
     return out

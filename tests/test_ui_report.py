@@ -36,7 +36,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "name": "uisweep",
         "base": {"data": {"synthetic": {"num_users": 200, "num_items": 50, "mean_seq_len": 12}, "max_seq_len": 12},
                  "model": {"family": "hstu"}, "train": {"epochs": 2, "num_negatives": 8}, "eval": {"ks": [10]}},
-        "grid": {"model.depth": [1], "model.width": [8, 16]},
+        "grid": {"model.family": ["hstu", "sasrec"], "model.width": [8, 16]},
         "output_dir": str(tmp / "uisweep"),
         "tracking": {"mlflow_uri": f"sqlite:///{tmp / 'mlflow.db'}", "experiment": "uisweep"},
     }  # fmt: skip
@@ -76,9 +76,9 @@ def test_dashboard_shows_the_sweep_in_a_browser(sweep_dir: Path, tmp_path: Path)
         exp_id = next(e["experiment_id"] for e in exps if e["name"] == "uisweep")
         runs = api("runs/search", {"experiment_ids": [exp_id], "max_results": 100})["runs"]
         trials = [r for r in runs if any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))]
-        assert len(trials) == 2
+        assert len(trials) == 4
         names = {r["info"]["run_name"] for r in trials}
-        assert "hstu-L1-D8-f1.00-s42" in names
+        assert {"hstu-L2-D8-f1.00-s42", "sasrec-L2-D16-f1.00-s42"} <= names
         hr = {r["info"]["run_name"]: next(m["value"] for m in r["data"]["metrics"] if m["key"] == "hr_at_10")
               for r in trials}  # fmt: skip
 
@@ -114,6 +114,10 @@ def test_dashboard_shows_the_sweep_in_a_browser(sweep_dir: Path, tmp_path: Path)
 
 
 def test_report_images_load_in_a_browser(sweep_dir: Path, tmp_path: Path) -> None:
+    fit = subprocess.run([sys.executable, "-m", "scalelab", "fit", "--sweep", str(sweep_dir / "uisweep"), "--law",
+                          "power", "--x", "params", "--holdout", "none", "--bootstrap", "50", "--no-track"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
     p = subprocess.run([sys.executable, "-m", "scalelab", "report", str(sweep_dir / "uisweep")],
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert p.returncode == 0, p.stderr
@@ -132,3 +136,49 @@ def test_report_images_load_in_a_browser(sweep_dir: Path, tmp_path: Path) -> Non
     loaded, total = int(m.group(1)), int(m.group(2))
     assert total >= 3 and loaded == total
     assert "HR@10 / NDCG@10" in dom
+    # the paper table, as the browser parsed it: one row per family, one column per size
+    tables = parse_tables(dom)
+    header, rows = tables[0]
+    assert header == ["variant", "width 8", "width 16"], header
+    assert [r[0] for r in rows] == ["hstu", "sasrec"], rows
+    assert all(re.fullmatch(r"0\.\d{4} / 0\.\d{4}", c) for r in rows for c in r[1:]), rows
+    # the fitted law: its plot is in the page, and its parameter table
+    assert 'alt="power law on ndcg@10"' in dom
+    assert any(h[:3] == ["parameter", "value", "95% interval"] for h, _ in tables[1:])
+
+
+def parse_tables(dom: str) -> list[tuple[list[str], list[list[str]]]]:
+    """(header cells, body rows) of every <table> in the page."""
+    from html.parser import HTMLParser
+
+    tables: list[tuple[list[str], list[list[str]]]] = []
+
+    class P(HTMLParser):
+        cell: list[str] | None = None
+        row: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            if tag == "table":
+                tables.append(([], []))
+            elif tag == "tr":
+                self.row = []
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("td", "th") and self.cell is not None:
+                self.row.append("".join(self.cell).strip())
+                self.cell = None
+            elif tag == "tr" and tables:
+                header, body = tables[-1]
+                if not header:
+                    header.extend(self.row)
+                else:
+                    body.append(self.row)
+
+        def handle_data(self, data: str) -> None:
+            if self.cell is not None:
+                self.cell.append(data)
+
+    P().feed(dom)
+    return tables
