@@ -128,10 +128,10 @@ def to_html(r: Report, title: str, images: Path) -> str:
         elif kind == "list":
             body.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in v) + "</ul>")
         elif kind == "table":
-            cls = lambda i: ' class="l"' if i < v.align_left else ""  # noqa: E731
-            head = "".join(f"<th{cls(i)}>{html.escape(h)}</th>" for i, h in enumerate(v.header))
+            left = [' class="l"' if i < v.align_left else "" for i in range(len(v.header))]
+            head = "".join(f"<th{left[i]}>{html.escape(h)}</th>" for i, h in enumerate(v.header))
             rows = "".join(
-                "<tr>" + "".join(f"<td{cls(i)}>{_html_cell(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+                "<tr>" + "".join(f"<td{left[i]}>{_html_cell(c)}</td>" for i, c in enumerate(row)) + "</tr>"
                 for row in v.rows
             )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
@@ -159,7 +159,7 @@ def fmt_int(v: Any) -> str:
         f = float(v)
     except (TypeError, ValueError):
         return "-"
-    return "-" if not np.isfinite(f) else f"{int(round(f)):,}"
+    return "-" if not np.isfinite(f) else f"{round(f):,}"
 
 
 def fmt_metric(v: Any) -> str:

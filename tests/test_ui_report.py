@@ -154,8 +154,10 @@ def parse_tables(dom: str) -> list[tuple[list[str], list[list[str]]]]:
     tables: list[tuple[list[str], list[list[str]]]] = []
 
     class P(HTMLParser):
-        cell: list[str] | None = None
-        row: list[str] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell: list[str] | None = None
+            self.row: list[str] = []
 
         def handle_starttag(self, tag: str, attrs: list) -> None:
             if tag == "table":
