@@ -30,11 +30,11 @@ demo: $(STAMP)
 	$(BIN)/scalelab data describe synthetic --set data.synthetic.num_users=2000 --set data.synthetic.mean_seq_len=30
 	$(BIN)/scalelab sweep sweeps/quickstart.yaml --dry-run
 	$(BIN)/scalelab sweep sweeps/quickstart.yaml
-	$(BIN)/python -c "import pandas as pd; t = pd.read_csv('results/quickstart/runs.csv'); \
-		print(t[['name', 'status', 'non_embedding_params', 'final_hr@10', 'final_ndcg@10']].to_string(index=False))"
+	$(BIN)/scalelab runs quickstart
 	$(BIN)/scalelab fit --law performance --sweep quickstart --bootstrap 200
 	$(BIN)/scalelab fit --law power --x params --sweep quickstart --bootstrap 200
-	@echo "MLflow dashboard: .venv/bin/mlflow ui --backend-store-uri sqlite:///$$(pwd)/results/mlflow.db"
+	@echo "MLflow dashboard: .venv/bin/scalelab ui"
+	$(BIN)/scalelab report quickstart
 
 # mypy covers the fitting layer (fitters/, scalelab/fitting.py); the rest of the package is not yet typed clean.
 lint: $(STAMP)

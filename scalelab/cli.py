@@ -19,8 +19,10 @@ from scalelab import __version__
 from scalelab.config import RunConfig, dump_config, load_config
 from scalelab.errors import UserError
 
-out = Console()
-err = Console(stderr=True)
+# Piped or redirected output is never cut to 80 columns (rich's default without a terminal): tables
+# and paths keep their full width, for logs and for the next program in the pipe.
+out = Console() if sys.stdout.isatty() else Console(width=100_000, soft_wrap=True)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=100_000, soft_wrap=True)
 
 app = typer.Typer(
     name="scalelab",
@@ -165,8 +167,18 @@ def sweep(
     track: Annotated[
         bool, typer.Option(help="Log to MLflow (driver only; default sqlite under results/).")
     ] = True,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the sweep under this name (results/<name>/, the MLflow parent run) instead of the spec's."
+        ),
+    ] = None,
 ) -> None:
     """Run every cell of a sweep as a Ray Tune trial; re-running resumes (finished cells are skipped).
+
+    On a terminal a live table shows every trial (state, epoch, loss, the monitored metric); piped,
+    one line per trial event. The results table is printed at the end (`scalelab runs NAME` prints it
+    again).
 
     Exit status: 0 every cell finished; 1 a cell failed or diverged (or tracking writes wait in the
     spool); 2 bad input (nothing ran); 3 interrupted with cells left to run; 130 aborted at start.
@@ -182,7 +194,7 @@ def sweep(
     from scalelab.sweeps import runner
     from scalelab.sweeps.spec import load_sweep
 
-    spec, cells = load_sweep(spec_file, set_)
+    spec, cells = load_sweep(spec_file, set_, name=name)
     if dry_run:
         cells = runner.absolute_data_paths(cells)
         with err.status("sizing cells ...", spinner="dots"):
@@ -201,9 +213,11 @@ def sweep(
         lambda status: runner.run_sweep(spec, cells, str(spec_file), address, track, status), len(cells)
     )
     c = outcome.counts
+    _print_results(outcome.table, spec.name)
     out.print(
         f"{spec.name}: {c.done} finished, {c.skipped} already done, {c.diverged} diverged, {c.failed} failed "
-        f"of {c.total}; runs table: {outcome.root / 'runs.csv'}"
+        f"of {c.total}; runs table: {outcome.root / 'runs.csv'}",
+        highlight=False,
     )
     if outcome.undelivered:
         err.print(
@@ -272,31 +286,60 @@ def _print_plan(spec: Any, planned: list[Any]) -> None:
 
 
 def _run_with_status(fn: Any, total: int) -> Any:
-    """Run `fn(status)` under a compact live line: done / running / pending / failed, best, ETA."""
+    """Run `fn(status)`: a live per-trial table on a terminal, one line per trial event when piped."""
     import time as _time
 
-    from rich.live import Live
-    from rich.text import Text
+    from scalelab.sweeps.progress import EventLines, live_view
 
     start = _time.time()
-
-    def render(c: Any) -> Text:
-        elapsed = _time.time() - start
-        eta = ""
-        finished = c.done + c.diverged + c.failed
-        if finished and c.pending + c.running:
-            per = elapsed / finished
-            eta = f"  ETA {per * (c.pending + c.running) / max(1, c.running or 1):.0f}s"
-        best = f"  best {c.best[0]} {c.best[1]:.4f}" if c.best else ""
-        return Text(
-            f"done {c.done + c.skipped}/{c.total}  running {c.running}  pending {c.pending}  "
-            f"failed {c.failed + c.diverged}{best}  elapsed {elapsed:.0f}s{eta}"
-        )
+    if not err.is_terminal:
+        lines = EventLines(lambda text: out.print(text, highlight=False))
+        out.print(f"starting {total} trial(s)", highlight=False)
+        return fn(lines)
+    from rich.live import Live
+    from rich.text import Text
 
     with Live(
         Text(f"starting {total} trials ..."), console=err, refresh_per_second=2, transient=True
     ) as live:
-        return fn(lambda counts: live.update(render(counts)))
+        return fn(lambda counts: live.update(live_view(counts, start)))
+
+
+def _print_results(table: Any, title: str) -> None:
+    from scalelab.sweeps.progress import results_frame, results_renderable
+
+    frame = results_frame(table)
+    if out.is_terminal:
+        out.print(results_renderable(frame, title))
+    else:
+        out.print(frame.to_string(index=False), highlight=False)
+
+
+@app.command("runs")
+def runs_cmd(
+    sweep_name: Annotated[str, typer.Argument(help="Sweep name (results/<name>/) or its directory.")],
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV (every column with --all).")] = False,
+    all_columns: Annotated[bool, typer.Option("--all", help="Every column of the runs table.")] = False,
+) -> None:
+    """Print a sweep's runs table: one row per cell, test metrics at the best validation epoch.
+
+    Examples:
+
+      scalelab runs quickstart
+
+      scalelab runs quickstart --csv --all > quickstart.csv
+    """
+    from scalelab.report import load_sweep_table
+    from scalelab.sweeps.progress import results_frame
+
+    table, root = load_sweep_table(sweep_name)
+    frame = table if all_columns else results_frame(table)
+    if csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif all_columns:
+        out.print(frame.to_string(index=False), highlight=False)
+    else:
+        _print_results(table, root.name)
 
 
 # --------------------------------------------------------------------------------------------- fit
@@ -667,7 +710,38 @@ def report_cmd(
     out_dir = write_report(sweep_name, compare)
     if track:
         _log_report(out_dir)
-    out.print(f"report: {out_dir / 'report.html'} (and report.md)")
+    for line in recommendations(out_dir.parent / "fits"):
+        out.print(line, highlight=False)
+    out.print(f"report: {out_dir / 'report.html'} (and report.md)", highlight=False)
+
+
+def recommendations(fits: Path) -> list[str]:
+    """One line per saved fit that makes a decision: the recommended configuration and its interval."""
+    from scalelab.report import fmt_num
+
+    lines = []
+    for fj in sorted(fits.glob("*.json")) if fits.exists() else []:
+        d = json.loads(fj.read_text())
+        dec = d.get("decision")
+        if not dec:
+            continue
+        values = ", ".join(
+            f"{k} {fmt_num(v)}"
+            + (
+                f" [{fmt_num(dec['ci95'][k][0])}, {fmt_num(dec['ci95'][k][1])}]"
+                if k in dec.get("ci95", {})
+                else ""
+            )
+            for k, v in dec["values"].items()
+            if k in dec.get("region", dec["values"])
+        )
+        verdict = {"edge": "no interior optimum; best candidate on the trust region's edge"}.get(
+            dec["status"], dec["status"]
+        )
+        lines.append(
+            f"recommended by the {d['law']} law on {d['metric']} ({verdict}): {values} (95% interval)"
+        )
+    return lines
 
 
 def _log_report(out_dir: Path) -> None:
@@ -1028,7 +1102,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     import logging
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines drown the progress output
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow's INFO lines drown the progress output
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         rv = app(args=argv, standalone_mode=False)

@@ -269,6 +269,26 @@ def written_bytes(root: Path) -> int:
 
 
 @dataclass
+class TrialView:
+    """What the progress display shows of one trial this invocation runs."""
+
+    name: str
+    epochs: int
+    state: str = "pending"  # pending | running | finished | diverged | oom | failed
+    epoch: int = 0
+    loss: float | None = None
+    metric: float | None = None  # the monitored metric, validation when the run has a validation split
+    started: float | None = None
+    ended: float | None = None
+    reason: str = ""
+
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.ended or time.time()) - self.started
+
+
+@dataclass
 class Counts:
     total: int
     done: int = 0
@@ -279,6 +299,9 @@ class Counts:
     best: tuple[str, float] | None = None
     started: float = field(default_factory=time.time)
     finished_times: list[float] = field(default_factory=list)
+    metric: str = "ndcg@10"  # the monitored metric (named in the display)
+    split: str = "valid"  # where it is measured during training: valid, or test without a validation split
+    trials: dict[str, TrialView] = field(default_factory=dict)  # cell id -> view, for cells run now
 
     @property
     def pending(self) -> int:
@@ -364,8 +387,16 @@ class _DriverCallback:
         self.deferred: list[str] = []  # cells whose MLflow run could not be completed yet
         self.storage_error = ""
 
+    def view(self, cid: str) -> TrialView:
+        cfg = self.cells[cid].config
+        return self.counts.trials.setdefault(cid, TrialView(cfg.name, cfg.train.epochs))
+
     def on_start(self, cid: str) -> None:
         self.t0[cid] = time.time()
+        v = self.view(cid)
+        v.state, v.ended = "running", None
+        if v.started is None:
+            v.started = time.time()
         self.state.setdefault(cid, {})["status"] = "running"
         self.counts.running += 1
         lg = self.loggers.get(cid)
@@ -386,6 +417,12 @@ class _DriverCallback:
                     lg.log_series("step_loss", list(result["step_losses"]), first)
                     sent.steps.update(range(first, first + len(result["step_losses"])))
             value = result.get(f"valid_{self.monitor}", result.get(f"test_{self.monitor}"))
+            v = self.view(cid)
+            v.epoch = int(result["epoch"])
+            v.loss = result.get("loss")
+            if value is not None:
+                v.metric = float(value)
+                self.counts.split = "valid" if f"valid_{self.monitor}" in result else "test"
             if value is not None and (self.counts.best is None or value > self.counts.best[1]):
                 self.counts.best = (self.cells[cid].config.name, float(value))
 
@@ -420,6 +457,8 @@ class _DriverCallback:
                     self.complete(cid, lg, summary, finish=False)
                 lg.set_tags({"status": "failed", "failure_reason": st["failure_reason"][:5000]})
                 lg.finish("FAILED")
+        v = self.view(cid)
+        v.state, v.ended, v.reason = st["status"], time.time(), str(st.get("failure_reason") or "")
         self.persist()
 
     def persist(self) -> None:
@@ -617,6 +656,9 @@ def _run_sweep(
             parent, outbox = opening.result()
         res.write_state(root, state)
 
+    counts.metric = cells[0].config.monitor()
+    for p in todo:
+        counts.trials[p.cell.cell_id] = TrialView(p.cell.config.name, p.cell.config.train.epochs)
     cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.monitor())
     try:
         if todo:

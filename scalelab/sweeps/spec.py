@@ -226,10 +226,20 @@ def _describe(axes: dict[str, Any]) -> str:
 
 
 def load_sweep(
-    path: str | os.PathLike[str], overrides: list[str] | None = None
+    path: str | os.PathLike[str], overrides: list[str] | None = None, name: str | None = None
 ) -> tuple[SweepSpec, list[Cell]]:
-    """Read, validate and expand a sweep file; `overrides` apply to every cell's base (data.path=...)."""
+    """Read, validate and expand a sweep file; `overrides` apply to every cell's base (data.path=...);
+    `name` renames the sweep (its results directory and MLflow parent run)."""
     raw = read_yaml(path)
+    for o in overrides or []:
+        if o.split("=", 1)[0].strip() in ("name", "output_dir"):
+            key = o.split("=", 1)[0].strip()
+            raise ConfigError(
+                f"--set {o!r}: {key} is a sweep setting, not a run setting; "
+                + ("use --name" if key == "name" else "set output_dir in the spec")
+            )
+    if name is not None:
+        raw["name"] = name
     spec = validate(SweepSpec, raw, str(path))
     if overrides:
         base = apply_overrides({"base": spec.base}, [f"base.{o}" for o in overrides])["base"]
