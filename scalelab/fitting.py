@@ -366,16 +366,18 @@ def log_to_mlflow(
 
     parent = None
     experiment = "fits"
+    tags = {"kind": "fit", "law": payload["law"], "metric": payload["metric"]}
     if sweep_dir is not None and (sweep_dir / "sweep.json").exists():
         state = json.loads((sweep_dir / "sweep.json").read_text())
         parent, uri = state.get("parent_run_id"), uri or state.get("tracking_uri")
         spec = json.loads((sweep_dir / "spec.json").read_text()) if (sweep_dir / "spec.json").exists() else {}
         experiment = spec.get("tracking", {}).get("experiment", experiment)
+        tags["sweep"] = str(spec.get("name") or sweep_dir.name)  # the documented filter finds fits too
     lg = RunLogger(
         uri or default_tracking_uri(),
         experiment,
         f"fit-{payload['law']}-{payload['metric']}",
-        tags={"kind": "fit", "law": payload["law"]},
+        tags=tags,
         parent_run_id=parent,
     )
     lg.log_params(

@@ -59,7 +59,7 @@ def check_complete_tracking(uri: str, experiment: str, cells: int, epochs: int =
             assert sorted(steps) == list(range(1, epochs + 1)), (r.info.run_name, key, steps)
         steps = [m.step for m in client.get_metric_history(r.info.run_id, "step_loss")]
         assert sorted(steps) == list(range(1, epochs * STEPS_PER_EPOCH + 1)), (r.info.run_name, steps)
-        assert len(client.get_metric_history(r.info.run_id, "final_ndcg_at_10")) == 1
+        assert len(client.get_metric_history(r.info.run_id, "ndcg_at_10")) == 1
     return sum(len(client.get_metric_history(r.info.run_id, k)) for r in children for k in r.data.metrics)
 
 

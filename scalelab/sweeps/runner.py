@@ -539,30 +539,36 @@ def record_summary(lg: Any, summary: dict[str, Any], sent: Sent | None = None) -
     unreachable then; the caller retries later)."""
     backfill(lg, summary, sent)
     if summary["status"] == "finished":
-        monitor = "final_" + summary.get("monitor", "ndcg@10")
+        monitor = summary.get("monitor", "ndcg@10")
         if sent is not None or not lg.logged_steps(monitor):
             _log_final(lg, summary)
     tags = {"status": summary["status"]}
     if summary.get("failure_reason"):
         tags["failure_reason"] = summary["failure_reason"]
+    if summary.get("git_commit"):
+        tags["mlflow.source.git.commit"] = summary["git_commit"]  # MLflow shows it on the run page
+    if summary.get("selection"):
+        tags["selection"] = f"test metrics at the epoch chosen on {summary['selection']}: {summary.get('best_epoch')}"
     lg.set_tags(tags)
     lg.finish("FINISHED" if summary["status"] == "finished" else "FAILED")
 
 
 def _log_final(lg: Any, summary: dict[str, Any]) -> None:
-    metrics: dict[str, float] = {}
-    metrics.update({f"final_{k}": v for k, v in summary.get("final", {}).items()})
-    metrics.update({f"best_{k}": v for k, v in summary.get("best_test", {}).items()})
+    """The run's results, one value per name: every test metric at the selected epoch (the best
+    validation epoch when the run has a validation split, else the last) under its plain name
+    (hr_at_10, ndcg_at_10, ...), sizes, dataset statistics and FLOPs. The per-epoch series are the
+    `valid_*` / `test_*` metrics logged every evaluation; their last point is the last epoch."""
+    selected = summary.get("best_test") or summary.get("final", {})
+    metrics: dict[str, float] = dict(selected)
     metrics.update({k: v for k, v in summary.get("size", {}).items() if isinstance(v, (int, float))})
     metrics.update(
         {f"data_{k}": v for k, v in summary.get("dataset", {}).items() if isinstance(v, (int, float))}
     )
     if summary.get("flops_per_epoch") is not None:
         metrics["flops_per_epoch"] = summary["flops_per_epoch"]
-    # the headline metrics a reviewer compares, under short names
-    for k in ("hr@10", "ndcg@10", "mrr"):
-        if k in summary.get("final", {}):
-            metrics[k] = summary["final"][k]
+    for k in ("epochs_run", "best_epoch"):
+        if summary.get(k) is not None:
+            metrics[k] = summary[k]
     lg.log_metrics(metrics, step=int(summary.get("epochs_run") or 0))
 
 

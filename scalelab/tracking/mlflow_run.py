@@ -37,6 +37,12 @@ _PERMANENT = {
 }
 
 
+# MLflow 3's UI opens an experiment in the view its kind asks for; without the tag it guesses, and
+# shows the GenAI overview (traces, token usage). Training runs are "custom model development".
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development"}
+
+
 def default_tracking_uri(results_dir: Path | None = None) -> str:
     root = (results_dir or Path("results")).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -239,9 +245,11 @@ class RunLogger:
                     exp.experiment_id
                     if exp
                     else self.client.create_experiment(
-                        experiment, artifact_location=artifact_location(self.uri)
+                        experiment, artifact_location=artifact_location(self.uri), tags=EXPERIMENT_TAGS
                     )
                 )
+                if exp is not None and exp.tags.get(EXPERIMENT_KIND) is None:
+                    self.client.set_experiment_tag(exp_id, EXPERIMENT_KIND, EXPERIMENT_TAGS[EXPERIMENT_KIND])
             self.reopened = run_id is not None
             if run_id is not None:
                 self.run_id = run_id
