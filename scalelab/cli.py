@@ -771,7 +771,11 @@ def ui_cmd(
     from scalelab.tracking.mlflow_run import default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
-    out.print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it")
+    out.print(
+        f"MLflow UI on http://{host}:{port}/#/experiments?workflowType=machine_learning (store {uri}); "
+        "Ctrl-C stops it",
+        highlight=False,
+    )
     cmd = [
         sys.executable,
         "-m",

@@ -35,3 +35,40 @@ def test_only_local_sqlite_stores_get_an_artifact_location(tmp_path: Path) -> No
         == (tmp_path / "a" / "mlartifacts").as_uri()
     )
     assert artifact_location("http://127.0.0.1:5000") is None
+
+
+def test_a_sweep_and_its_fit_in_mlflow_read_as_model_training(tmp_path: Path) -> None:
+    """Through MLflow's client: the experiment is marked as model training; each trial holds each
+    result once under one name (no final_/best_ copies), the per-epoch series, its git commit and
+    how the reported epoch was chosen; the fit run carries the sweep's tag."""
+    import json
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+    from sweep_helpers import BASE, sweep, write_spec
+
+    spec = write_spec(tmp_path, "mlf", grid={"model.depth": [1, 2], "model.width": [8, 16]},
+                      base={**BASE, "train": {**BASE["train"], "epochs": 3}})  # fmt: skip
+    p = sweep(str(spec))
+    assert p.returncode == 0, p.stderr
+    fit = subprocess.run([sys.executable, "-m", "scalelab", "fit", "--sweep", str(tmp_path / "mlf"), "--law", "power",
+                          "--x", "params", "--holdout", "none", "--bootstrap", "20"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("mlf")
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.sweep = 'mlf'")
+    kinds = sorted(r.data.tags.get("kind") for r in runs)
+    assert kinds == ["fit", "sweep", "trial", "trial", "trial", "trial"], kinds
+    for r in (r for r in runs if r.data.tags.get("kind") == "trial"):
+        keys = set(r.data.metrics)
+        copies = [k for k in keys if k.startswith(("final_", "best_")) and k not in ("best_epoch",)]
+        assert not copies, copies
+        summary = json.loads((tmp_path / "mlf" / "trials" / r.data.tags["cell_id"] / "summary.json").read_text())
+        assert r.data.metrics["ndcg_at_10"] == summary["best_test"]["ndcg@10"]  # the selected epoch's test value
+        assert len(client.get_metric_history(r.info.run_id, "ndcg_at_10")) == 1
+        assert [m.step for m in client.get_metric_history(r.info.run_id, "test_ndcg_at_10")] == [1, 2, 3]
+        assert r.data.tags.get("mlflow.source.git.commit") == summary["git_commit"]
+        assert r.data.tags["selection"].startswith("test metrics at the epoch chosen on validation")
