@@ -27,7 +27,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def scalelab(*args: str, cwd: Path) -> None:
-    p = subprocess.run([sys.executable, "-m", "scalelab", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    p = subprocess.run(
+        [sys.executable, "-m", "scalelab", *args], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
     if p.returncode:
         raise SystemExit(f"scalelab {' '.join(args)} failed: {p.stderr[-2000:]}")
 
@@ -55,7 +57,9 @@ def main() -> None:
         }  # fmt: skip
         (work / "screens.yaml").write_text(yaml.safe_dump(spec))
         scalelab("sweep", "screens.yaml", cwd=work)
-        scalelab("fit", "--sweep", "screens", "--law", "power", "--x", "params", "--bootstrap", "200", cwd=work)
+        scalelab(
+            "fit", "--sweep", "screens", "--law", "power", "--x", "params", "--bootstrap", "200", cwd=work
+        )
         scalelab("report", "screens", cwd=work)
         report = work / "results" / "screens" / "report" / "report.html"
         shot(report.as_uri(), OUT / "report_top.png", "1200,1600")
@@ -77,7 +81,9 @@ def main() -> None:
 
             client = MlflowClient(f"sqlite:///{work / 'results' / 'mlflow.db'}")
             exp = client.get_experiment_by_name("screens")
-            trial = client.search_runs([exp.experiment_id], filter_string="tags.kind = 'trial'", max_results=1)[0]
+            trial = client.search_runs(
+                [exp.experiment_id], filter_string="tags.kind = 'trial'", max_results=1
+            )[0]
             q = "?workflowType=machine_learning"  # the "Model training" view (`scalelab ui` prints this URL)
             shot(f"{base}/#/experiments/{exp.experiment_id}{q}", OUT / "mlflow_experiment.png", budget=40000)
             shot(f"{base}/#/experiments/{exp.experiment_id}/runs/{trial.info.run_id}{q}", OUT / "mlflow_trial.png",

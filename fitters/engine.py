@@ -176,11 +176,24 @@ def _quality(law: Law, X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> tuple
     return (1 - ss_res / ss_tot) if ss_tot > 0 else float("nan"), float(np.sqrt(ss_res / len(y)))
 
 
+NEARLY_CONSTANT = 0.01  # a variable whose values span less than 1% of their size varies too little
+
+
+def levels_of(col: np.ndarray) -> int:
+    """Distinct values of a variable, or 1 when they span less than NEARLY_CONSTANT of their
+    magnitude (e.g. a data-quality term measured on fractions of one dataset: its parameter would be
+    fitted to noise in the third decimal)."""
+    u = np.unique(col)
+    if len(u) > 1 and (u.max() - u.min()) <= NEARLY_CONSTANT * max(float(np.median(np.abs(col))), 1e-300):
+        return 1
+    return len(u)
+
+
 def identifiable_mask(law: Law, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """(fitted, identified, distinct values per variable): a parameter is identified when one of the
     variables it needs has at least MIN_DISTINCT values; a scale parameter is still fitted (not
     identified) when it has 2, with the shape parameters of its term fixed."""
-    distinct = {v: len(np.unique(X[:, j])) for j, v in enumerate(law.variables)}
+    distinct = {v: levels_of(X[:, j]) for j, v in enumerate(law.variables)}
 
     def levels(p) -> int:
         return max((distinct[v] for v in p.needs), default=MIN_DISTINCT)
@@ -341,7 +354,16 @@ def _warnings(
         kept = [p.name for p, f, i in zip(law.params, free, ident, strict=True) if f and not i]
         out.append(
             f"parameters {', '.join(unpinned)} are not identifiable: "
-            + ", ".join(f"{v} has {distinct[v]} distinct value(s)" for v in few)
+            + ", ".join(
+                f"{v} has {distinct[v]} distinct value(s)"
+                + (
+                    " (its values differ by less than 1%)"
+                    if distinct[v] == 1 and len(np.unique(X[:, j])) > 1
+                    else ""
+                )
+                for j, v in enumerate(law.variables)
+                if v in few
+            )
             + f" (at least {MIN_DISTINCT} needed); they get no interval"
             + (f"; fixed: {', '.join(fixed)}" if fixed else "")
             + (

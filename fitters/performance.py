@@ -11,8 +11,9 @@ Two forms:
 - `per_dataset` (one dataset, one data size): D' is a constant, so g(D'; w5) + b is one number `c`;
   the law is fitted as y = w1 g(N_L; w3) + w2 g(h; w4) + c and D' is reported as not identifiable.
 - `tied` (several data fractions or datasets): D' is tied to the data, ln D' = kappa ln(T / T0) -
-  lambda H, with T the training tokens, T0 their median over the fitted points (fixed by `bind`), and
-  kappa, lambda >= 0, following the paper's reading that D' grows with data volume and falls with
+  lambda (H - H0), with T the training tokens, T0 and H0 the medians of T and H over the fitted points
+  (fixed by `bind`: both terms are centred, so the fit is as well conditioned for an entropy of 7
+  nats as for an ApEn of 0.2), and kappa, lambda >= 0, following the paper's reading that D' grows with data volume and falls with
   the data's entropy. Variables: depth, width, tokens, entropy. Parameters w1..w5, b, kappa, lambda.
   H defaults to `entropy`: the bias-corrected conditional entropy of the next item given the
   previous k (Chao-Shen, pooled over users; k the largest context length every fitted row's data
@@ -58,6 +59,7 @@ class PerformanceLaw(Law):
                        "(variables depth, width); tied: D' from training tokens and the data's entropy across "
                        "data fractions or datasets (variables depth, width, tokens, entropy)"),
         "t0": Option(None, None, "tied form: the token scale T0 (default: the median of the fitted points)"),
+        "h0": Option(None, None, "tied form: the data-quality origin H0 (default: the median of the fitted points)"),
     }  # fmt: skip
 
     def __init__(self, variables: list[str] | None = None, **options: Any) -> None:
@@ -69,6 +71,7 @@ class PerformanceLaw(Law):
                 f"the {self.form} Performance Law takes {need} variables ({', '.join(self.default_variables())})"
             )
         self.t0 = 1.0 if self.options["t0"] is None else float(self.options["t0"])
+        self.h0 = 0.0 if self.options["h0"] is None else float(self.options["h0"])
 
     def default_variables(self) -> list[str]:
         per = self.options["form"] == "per_dataset"
@@ -96,9 +99,10 @@ class PerformanceLaw(Law):
 
     def bind(self, X: np.ndarray) -> PerformanceLaw:
         """Fix the token scale T0 from the fitting data (tied form; a no-op once set)."""
-        if self.form != "tied" or self.options["t0"] is not None:
+        if self.form != "tied":
             return self
-        return self.with_options(t0=float(np.median(X[:, 2])))  # type: ignore[return-value]
+        fixed = {k: float(np.median(X[:, i])) for k, i in (("t0", 2), ("h0", 3)) if self.options[k] is None}
+        return self.with_options(**fixed) if fixed else self  # type: ignore[return-value]
 
     def evaluate(self, X: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         depth, width = X[:, 0], X[:, 1]
@@ -111,7 +115,7 @@ class PerformanceLaw(Law):
             cols.append(np.ones_like(y))
             return y, np.stack(cols, axis=1)
         w5, b, kappa, lam = theta[4:]
-        u = kappa * np.log(X[:, 2] / self.t0) - lam * X[:, 3]  # ln D'
+        u = kappa * np.log(X[:, 2] / self.t0) - lam * (X[:, 3] - self.h0)  # ln D'
         gdp = -0.5 * np.exp(-w5 * u) - w5 * u
         dgdu = 0.5 * w5 * np.exp(-w5 * u) - w5
         y = y + gdp + b
@@ -119,7 +123,7 @@ class PerformanceLaw(Law):
             0.5 * np.exp(-w5 * u) * u - u,
             np.ones_like(y),
             dgdu * np.log(X[:, 2] / self.t0),
-            -dgdu * X[:, 3],
+            -dgdu * (X[:, 3] - self.h0),
         ]
         return y, np.stack(cols, axis=1)
 
@@ -136,7 +140,7 @@ class PerformanceLaw(Law):
                 cols = [g(X[:, 0], w3), g(X[:, 1], w4)]
                 if self.form == "tied":
                     w5, kappa, lam = ex
-                    u = kappa * np.log(X[:, 2] / self.t0) - lam * X[:, 3]
+                    u = kappa * np.log(X[:, 2] / self.t0) - lam * (X[:, 3] - self.h0)
                     y_adj = y - (-0.5 * np.exp(-w5 * u) - w5 * u)
                 else:
                     y_adj = y
@@ -190,6 +194,7 @@ class PerformanceLaw(Law):
         if self.form == "per_dataset":
             d["note"] = "c = b + g(D'; w5): D' is not identifiable from one dataset"
         else:
-            d["note"] = "ln D' = kappa ln(T/T0) - lambda ApEn"
+            d["note"] = "ln D' = kappa ln(T/T0) - lambda (H - H0), H the data's entropy (or ApEn)"
             d["t0"] = self.t0
+            d["h0"] = self.h0
         return d

@@ -66,8 +66,12 @@ def test_a_sweep_and_its_fit_in_mlflow_read_as_model_training(tmp_path: Path) ->
         keys = set(r.data.metrics)
         copies = [k for k in keys if k.startswith(("final_", "best_")) and k not in ("best_epoch",)]
         assert not copies, copies
-        summary = json.loads((tmp_path / "mlf" / "trials" / r.data.tags["cell_id"] / "summary.json").read_text())
-        assert r.data.metrics["ndcg_at_10"] == summary["best_test"]["ndcg@10"]  # the selected epoch's test value
+        summary = json.loads(
+            (tmp_path / "mlf" / "trials" / r.data.tags["cell_id"] / "summary.json").read_text()
+        )
+        assert (
+            r.data.metrics["ndcg_at_10"] == summary["best_test"]["ndcg@10"]
+        )  # the selected epoch's test value
         assert len(client.get_metric_history(r.info.run_id, "ndcg_at_10")) == 1
         assert [m.step for m in client.get_metric_history(r.info.run_id, "test_ndcg_at_10")] == [1, 2, 3]
         assert r.data.tags.get("mlflow.source.git.commit") == summary["git_commit"]

@@ -548,7 +548,9 @@ def record_summary(lg: Any, summary: dict[str, Any], sent: Sent | None = None) -
     if summary.get("git_commit"):
         tags["mlflow.source.git.commit"] = summary["git_commit"]  # MLflow shows it on the run page
     if summary.get("selection"):
-        tags["selection"] = f"test metrics at the epoch chosen on {summary['selection']}: {summary.get('best_epoch')}"
+        tags["selection"] = (
+            f"test metrics at the epoch chosen on {summary['selection']}: {summary.get('best_epoch')}"
+        )
     lg.set_tags(tags)
     lg.finish("FINISHED" if summary["status"] == "finished" else "FAILED")
 
