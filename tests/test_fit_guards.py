@@ -294,3 +294,18 @@ def test_isoflop_profiles_recover_the_compute_optimal_exponent() -> None:
     assert iso["exponent"] == pytest.approx(0.28 / (0.34 + 0.28), abs=0.02)
     # one size per level: nothing to profile, said so
     assert "note" in isoflop(N[::7], C[::7], y[::7], higher_is_better=False)
+
+
+def test_a_nearly_constant_variable_is_treated_as_constant() -> None:
+    """A data-quality term measured on fractions of one dataset varies in the third decimal: its
+    parameter would be fitted to noise, so it is fixed and the warning says why."""
+    law = make_law("performance", form="tied")
+    rows = [(L, h, t, 6.72 + 0.01 * i) for L in (1, 2, 4) for h in (8, 16, 32) for i, t in enumerate((1e4, 2e4, 4e4))]
+    X = np.array(rows, dtype=float)
+    _, identified, distinct = identifiable_mask(law, X)
+    assert distinct["entropy"] == 1 and distinct["tokens"] == 3
+    assert [p.name for p, f in zip(law.params, identified, strict=True) if not f] == ["lambda"]
+    y = 0.05 + 0.01 * np.log(X[:, 0]) + 0.01 * np.log(X[:, 1]) + 0.005 * np.log(X[:, 2])
+    res = fit(law, X, y, bootstrap=20)
+    assert res.params["lambda"] == 0.0
+    assert any("entropy has 1 distinct value(s) (its values differ by less than 1%)" in w for w in res.warnings)
