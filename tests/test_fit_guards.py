@@ -300,7 +300,12 @@ def test_a_nearly_constant_variable_is_treated_as_constant() -> None:
     """A data-quality term measured on fractions of one dataset varies in the third decimal: its
     parameter would be fitted to noise, so it is fixed and the warning says why."""
     law = make_law("performance", form="tied")
-    rows = [(L, h, t, 6.72 + 0.01 * i) for L in (1, 2, 4) for h in (8, 16, 32) for i, t in enumerate((1e4, 2e4, 4e4))]
+    rows = [
+        (L, h, t, 6.72 + 0.01 * i)
+        for L in (1, 2, 4)
+        for h in (8, 16, 32)
+        for i, t in enumerate((1e4, 2e4, 4e4))
+    ]
     X = np.array(rows, dtype=float)
     _, identified, distinct = identifiable_mask(law, X)
     assert distinct["entropy"] == 1 and distinct["tokens"] == 3
@@ -308,4 +313,6 @@ def test_a_nearly_constant_variable_is_treated_as_constant() -> None:
     y = 0.05 + 0.01 * np.log(X[:, 0]) + 0.01 * np.log(X[:, 1]) + 0.005 * np.log(X[:, 2])
     res = fit(law, X, y, bootstrap=20)
     assert res.params["lambda"] == 0.0
-    assert any("entropy has 1 distinct value(s) (its values differ by less than 1%)" in w for w in res.warnings)
+    assert any(
+        "entropy has 1 distinct value(s) (its values differ by less than 1%)" in w for w in res.warnings
+    )
