@@ -76,3 +76,41 @@ def test_a_sweep_and_its_fit_in_mlflow_read_as_model_training(tmp_path: Path) ->
         assert [m.step for m in client.get_metric_history(r.info.run_id, "test_ndcg_at_10")] == [1, 2, 3]
         assert r.data.tags.get("mlflow.source.git.commit") == summary["git_commit"]
         assert r.data.tags["selection"].startswith("test metrics at the epoch chosen on validation")
+
+
+def test_a_copied_results_directory_writes_its_own_artifacts(tmp_path: Path) -> None:
+    """Copy results/ elsewhere and log into the copy: the artifact lands in the copy's mlartifacts/,
+    the original is untouched (MLflow keeps absolute artifact URIs; the store follows its move)."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    original, copy = tmp_path / "a" / "results", tmp_path / "b" / "results"
+    original.mkdir(parents=True)
+    first = tmp_path / "first.txt"
+    first.write_text("first")
+    lg = RunLogger(f"sqlite:///{original / 'mlflow.db'}", "exp", "run")
+    lg.log_artifact(first)
+    lg.finish()
+    assert lg.outbox.flush(force=True)
+    shutil.copytree(original, copy)
+    before = sorted(p.name for p in original.rglob("*"))
+
+    second = tmp_path / "second.txt"
+    second.write_text("second")
+    # a later command on the copy (a new process, as in use: MLflow caches artifact repositories by run)
+    import subprocess
+    import sys
+
+    script = (
+        "from pathlib import Path; from scalelab.tracking.mlflow_run import RunLogger; "
+        f"lg = RunLogger('sqlite:///{copy / 'mlflow.db'}', 'exp', 'run', run_id='{lg.run_id}'); "
+        f"lg.log_artifact(Path('{second}')); lg.finish(); assert lg.outbox.flush(force=True)"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "the store was moved or copied" in p.stderr
+    assert (copy / "mlartifacts" / lg.run_id / "artifacts" / "second.txt").read_text() == "second"
+    assert sorted(p.name for p in original.rglob("*")) == before  # nothing written into the original
+    run = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}").get_run(lg.run_id)
+    assert run.info.artifact_uri.startswith((copy / "mlartifacts").as_uri())

@@ -74,11 +74,49 @@ def open_client(uri: str) -> Any:
             client = MlflowClient(tracking_uri=uri)
             if uri.startswith("sqlite:///"):
                 client.search_experiments(max_results=1)
+                follow_moved_store(Path(uri.removeprefix("sqlite:///")))
     except Exception as e:  # a corrupt or unwritable database file
         raise UserError(
             f"tracking store {uri!r} is not usable: {e.__class__.__name__}: {' '.join(str(e).split())[:300]}"
         ) from None
     return client
+
+
+def follow_moved_store(db: Path) -> int:
+    """Keep a moved or copied `results/` self-contained: MLflow stores artifact locations as absolute
+    URIs, so a copy of `results/` would still read and write the original's `mlartifacts/`. Every
+    location under a `mlartifacts/` directory that is not the one beside `db` is rewritten to the
+    one beside it (experiments and runs; the artifacts already copied with the store stay valid).
+    Returns the number of rows rewritten; a warning says so. Written by hand: MLflow has no API to
+    change an experiment's artifact location (its `experiments` and `runs` tables hold it)."""
+    import logging
+    import sqlite3
+
+    here = (db.resolve().parent / "mlartifacts").as_uri()
+    changed = 0
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT experiment_id, artifact_location FROM experiments").fetchall()
+        for exp_id, loc in rows:
+            if not loc or not loc.startswith("file://") or "/mlartifacts" not in loc:
+                continue
+            old = loc[: loc.index("/mlartifacts") + len("/mlartifacts")]
+            if old == here:
+                continue
+            con.execute(
+                "UPDATE experiments SET artifact_location = ? || substr(artifact_location, ?) WHERE experiment_id = ?",
+                (here, len(old) + 1, exp_id),
+            )
+            cur = con.execute(
+                "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) WHERE experiment_id = ? AND "
+                "substr(artifact_uri, 1, ?) = ?",
+                (here, len(old) + 1, exp_id, len(old), old),
+            )
+            changed += 1 + cur.rowcount
+    if changed:
+        logging.getLogger(__name__).warning(
+            "%s: the store was moved or copied; its artifact locations now point to %s", db, here
+        )
+    return changed
 
 
 def artifact_location(uri: str) -> str | None:
