@@ -63,6 +63,7 @@ def check_complete_tracking(uri: str, experiment: str, cells: int, epochs: int =
     return sum(len(client.get_metric_history(r.info.run_id, k)) for r in children for k in r.data.metrics)
 
 
+@pytest.mark.slow  # opt-in (make test-all): keeps the default run under 10 minutes
 def test_driver_sigkill_then_rerun_finishes_only_missing_cells(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = spec_file(tmp_path, "killed", uri)
@@ -114,6 +115,7 @@ class MlflowServer:
             self.proc.wait()
 
 
+@pytest.mark.slow  # opt-in (make test-all): keeps the default run under 10 minutes
 def test_tracking_server_outages_lose_no_metric(tmp_path: Path) -> None:
     server = MlflowServer(tmp_path, free_port())
     server.start()

@@ -49,6 +49,7 @@ def test_two_concurrent_sweeps_into_one_directory_run_once(tmp_path: Path) -> No
     assert 0.5 <= estimate / written <= 2.0, (estimate, written)
 
 
+@pytest.mark.slow  # opt-in (make test-all): keeps the default run under 10 minutes
 def test_two_sweeps_create_one_fresh_mlflow_store_at_once(tmp_path: Path) -> None:
     """Different results directories, one new sqlite store: both initialise it safely."""
     one = {"grid": {"model.depth": [1], "model.width": [8]}}
@@ -206,6 +207,7 @@ def test_local_ray_listens_on_loopback_only() -> None:
 # ------------------------------------------------------------------------------------ disk full
 
 
+@pytest.mark.slow  # opt-in (make test-all): keeps the default run under 10 minutes
 def test_disk_full_in_a_sweep_fails_the_cell_naming_the_file(tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path, "full", grid={"model.depth": [1], "model.width": [8, 16]},

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sweep_helpers import cell_ids, sweep, write_spec
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -80,6 +81,7 @@ def test_live_table_on_a_terminal(tmp_path: Path) -> None:
     assert "test ndcg@10" in text and "tty: 4 finished" in text
 
 
+@pytest.mark.slow  # opt-in (make test-all): keeps the default run under 10 minutes
 def test_name_renames_the_sweep_and_set_name_is_refused(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "orig", grid={"model.depth": [1], "model.width": [8]}, output_dir=None)
     spec.write_text(spec.read_text().replace("output_dir: null\n", ""))

@@ -108,6 +108,7 @@ def test_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path: Path) 
     assert len(parents) == 1
 
 
+@pytest.mark.slow  # opt-in (make test-all): keeps the default run under 10 minutes
 def test_sweep_on_an_existing_ray_cluster(tmp_path: Path) -> None:
     """A head started with `ray start --head` (in --block mode, so that stopping it means ending that
     process group: a plain `ray stop` would also stop every other Ray on the machine)."""

@@ -48,6 +48,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
+@pytest.mark.slow  # opt-in (make test-all): keeps the default run under 10 minutes
 def test_dashboard_shows_the_sweep_in_a_browser(sweep_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     uri = f"sqlite:///{sweep_dir / 'mlflow.db'}"
