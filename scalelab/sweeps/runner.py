@@ -31,7 +31,7 @@ from scalelab.sweeps.spec import Cell, SweepSpec
 
 log = logging.getLogger(__name__)
 
-_ENV_PASSED = ("SCALELAB_CACHE", "SCALELAB_DATA", "SCALELAB_FAULTS")
+_ENV_PASSED = ("SCALELAB_CACHE", "SCALELAB_DATA", "SCALELAB_FAULTS", "SCALELAB_TRUST_CHECKPOINTS")
 
 
 # ------------------------------------------------------------------------------------------ plan
