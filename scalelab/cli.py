@@ -294,7 +294,7 @@ def _run_with_status(fn: Any, total: int) -> Any:
     start = _time.time()
     if not err.is_terminal:
         lines = EventLines(lambda text: out.print(text, highlight=False))
-        out.print(f"starting {total} trial(s)", highlight=False)
+        out.print(f"sweep of {total} cell(s); cells finished earlier are skipped", highlight=False)
         return fn(lines)
     from rich.live import Live
     from rich.text import Text
