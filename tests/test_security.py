@@ -221,3 +221,19 @@ def test_disk_full_in_a_sweep_fails_the_cell_naming_the_file(tmp_path: Path) -> 
     reason = table.loc[ids[0], "failure_reason"]
     assert "No space left on device" in reason and f"{ids[0]}/checkpoint.pt" in reason, reason
     assert f"{ids[0]}/checkpoint.pt" in p.stderr
+
+
+def test_an_interrupted_attempt_counts_in_the_wall_time(tmp_path: Path) -> None:
+    """The driver died while a trial ran: the next driver adds that attempt's time, up to the last
+    file the trial wrote, instead of losing it."""
+    from scalelab.sweeps.results import close_interrupted_attempt
+
+    trial = tmp_path / "trials" / "abc"
+    trial.mkdir(parents=True)
+    (trial / "checkpoint.pt").write_bytes(b"x")
+    os.utime(trial / "checkpoint.pt", (1_000_100.0, 1_000_100.0))
+    st = {"status": "running", "wall_time_s": 50.0, "attempt_started": 1_000_000.0}
+    close_interrupted_attempt(tmp_path, "abc", st)
+    assert st == {"status": "running", "wall_time_s": 150.0}
+    close_interrupted_attempt(tmp_path, "abc", st)  # once only
+    assert st["wall_time_s"] == 150.0

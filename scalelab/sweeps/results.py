@@ -25,6 +25,18 @@ def write_state(root: Path, state: dict[str, dict[str, Any]]) -> None:
     atomic_write_json(state, root / STATE_FILE)
 
 
+def close_interrupted_attempt(root: Path, cid: str, st: dict[str, Any]) -> None:
+    """A trial attempt the driver never saw end (the driver was interrupted or killed): count its
+    time in `wall_time_s` up to the last file the trial wrote (checkpoint or summary)."""
+    started = st.pop("attempt_started", None)
+    if started is None:
+        return
+    written = [p.stat().st_mtime for p in (root / "trials" / cid).glob("*") if p.is_file()]
+    last = max(written, default=started)
+    if last > started:
+        st["wall_time_s"] = st.get("wall_time_s", 0.0) + last - float(started)
+
+
 def trial_summary(root: Path, cid: str) -> dict[str, Any] | None:
     path = root / "trials" / cid / "summary.json"
     try:

@@ -398,6 +398,7 @@ class _DriverCallback:
         if v.started is None:
             v.started = time.time()
         self.state.setdefault(cid, {})["status"] = "running"
+        self.state[cid]["attempt_started"] = self.t0[cid]  # cleared at the end; kept if the driver dies
         self.counts.running += 1
         lg = self.loggers.get(cid)
         if lg is not None:
@@ -430,6 +431,7 @@ class _DriverCallback:
         self.counts.running = max(0, self.counts.running - 1)
         st = self.state.setdefault(cid, {})
         st["wall_time_s"] = st.get("wall_time_s", 0.0) + time.time() - self.t0.get(cid, time.time())
+        st.pop("attempt_started", None)
         summary = res.trial_summary(self.root, cid)
         lg = self.loggers.get(cid)
         if not error and summary is not None and summary.get("status") in ("finished", "diverged", "oom"):
@@ -635,6 +637,8 @@ def _run_sweep(
 
     by_id = {c.cell_id: c for c in cells}
     state = res.read_state(root)
+    for cid, st in state.items():
+        res.close_interrupted_attempt(root, cid, st)
     counts = Counts(total=len(cells))
     todo = []
     for p in planned:
