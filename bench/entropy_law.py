@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine  # noqa: E402
-from laws_real import ARCHIVE, METRIC, archive, check, load  # noqa: E402
+from laws_real import ARCHIVE, METRIC, archive, check, complete_sweep  # noqa: E402
 
 from fitters.table import with_entropy  # noqa: E402
 
@@ -35,13 +35,8 @@ SWEEP = "entropy_ml100k_data"
 
 
 def run(boot: int, held_k: int) -> dict[str, Any]:
-    t = load(SWEEP)
-    if t is None:
-        return {"sweep": SWEEP, "status": "not run"}
-    done = t[t["status"] == "finished"].copy()
-    report: dict[str, Any] = {"sweep": SWEEP, "cells": len(t), "finished": len(done)}
-    if len(done) < len(t):
-        report["status"] = f"only {len(done)} of {len(t)} cells finished: not fitted yet"
+    done, report = complete_sweep(SWEEP)
+    if done is None:
         return report
     done = with_entropy(done)
     by_fraction = (

@@ -150,14 +150,22 @@ def size_sweep(name: str, k: int, boot: int, min_cells: int = 12) -> dict[str, A
     return report
 
 
-def data_sweep(boot: int) -> dict[str, Any]:
-    t = load(DATA_SWEEP)
+def complete_sweep(name: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    """(finished cells, report) when every cell of the sweep finished, else (None, report saying why)."""
+    t = load(name)
     if t is None:
-        return {"sweep": DATA_SWEEP, "status": "not run"}
+        return None, {"sweep": name, "status": "not run"}
     done = t[t["status"] == "finished"].copy()
-    report: dict[str, Any] = {"sweep": DATA_SWEEP, "cells": len(t), "finished": len(done)}
+    report: dict[str, Any] = {"sweep": name, "cells": len(t), "finished": len(done)}
     if len(done) < len(t):
         report["status"] = f"only {len(done)} of {len(t)} cells finished: not fitted yet"
+        return None, report
+    return done, report
+
+
+def data_sweep(boot: int) -> dict[str, Any]:
+    done, report = complete_sweep(DATA_SWEEP)
+    if done is None:
         return report
     held = done["data_fraction"] >= done["data_fraction"].max()
     report["checks"] = [

@@ -553,16 +553,13 @@ def _print_extrapolation(e: dict[str, Any], metric: str) -> None:
 
 
 def _print_decision(dec: dict[str, Any], metric: str) -> None:
+    from scalelab import fitting
+
     region = ", ".join(f"{v} {_fmt(lo)}-{_fmt(hi)}" for v, (lo, hi) in dec["region"].items())
     if dec["status"] == "edge":
         out.print(f"[bold]decision:[/] {dec['message']} (trust region: {region})", highlight=False)
         return
-    shown = ", ".join(
-        f"{v} {_fmt(val)}"
-        + (f" [{_fmt(dec['ci95'][v][0])}, {_fmt(dec['ci95'][v][1])}]" if v in dec["ci95"] else "")
-        for v, val in dec["values"].items()
-        if v in dec["region"]
-    )
+    shown = fitting.decision_values(dec, _fmt)
     lo, hi = dec["predicted_ci95"]
     out.print(
         f"[bold]decision:[/] {shown} (95% intervals); predicted {metric} {dec['predicted']:.4f} "
@@ -717,7 +714,7 @@ def report_cmd(
 
 def recommendations(fits: Path) -> list[str]:
     """One line per saved fit that makes a decision: the recommended configuration and its interval."""
-    from scalelab.report import fmt_num
+    from scalelab import fitting
 
     lines = []
     for fj in sorted(fits.glob("*.json")) if fits.exists() else []:
@@ -725,16 +722,7 @@ def recommendations(fits: Path) -> list[str]:
         dec = d.get("decision")
         if not dec:
             continue
-        values = ", ".join(
-            f"{k} {fmt_num(v)}"
-            + (
-                f" [{fmt_num(dec['ci95'][k][0])}, {fmt_num(dec['ci95'][k][1])}]"
-                if k in dec.get("ci95", {})
-                else ""
-            )
-            for k, v in dec["values"].items()
-            if k in dec.get("region", dec["values"])
-        )
+        values = fitting.decision_values(dec, _fmt)
         verdict = {"edge": "no interior optimum; best candidate on the trust region's edge"}.get(
             dec["status"], dec["status"]
         )

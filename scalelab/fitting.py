@@ -433,6 +433,18 @@ def load_fit(path: Path) -> tuple[FitResult, dict[str, Any]]:
     return res, d
 
 
+def decision_values(dec: dict[str, Any], fmt: Any = lambda v: f"{v:.4g}") -> str:
+    """'depth 8 [1, 8], width 112 [56, 128]': the decided values with their 95% intervals, for the
+    variables the decision ranged over."""
+    region = dec.get("region", dec["values"])
+    ci = dec.get("ci95", {})
+    return ", ".join(
+        f"{k} {fmt(v)}" + (f" [{fmt(ci[k][0])}, {fmt(ci[k][1])}]" if k in ci else "")
+        for k, v in dec["values"].items()
+        if k in region
+    )
+
+
 @dataclass
 class Budget:
     """What a researcher can afford: parameters (total or non-embedding), training FLOPs of a run

@@ -153,29 +153,28 @@ def to_html(r: Report, title: str, images: Path) -> str:
 # ------------------------------------------------------------------------------------ formatting
 
 
-def fmt_int(v: Any) -> str:
-    """Sizes and counts: integers, '-' when missing."""
+def _finite(v: Any) -> float | None:
     try:
         f = float(v)
     except (TypeError, ValueError):
-        return "-"
-    return "-" if not np.isfinite(f) else f"{round(f):,}"
+        return None
+    return f if np.isfinite(f) else None
+
+
+def fmt_int(v: Any) -> str:
+    """Sizes and counts: integers, '-' when missing."""
+    f = _finite(v)
+    return "-" if f is None else f"{round(f):,}"
 
 
 def fmt_metric(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if not np.isfinite(f) else f"{f:.4f}"
+    f = _finite(v)
+    return "-" if f is None else f"{f:.4f}"
 
 
 def fmt_num(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if not np.isfinite(f) else f"{f:.4g}"
+    f = _finite(v)
+    return "-" if f is None else f"{f:.4g}"
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -481,16 +480,9 @@ def fit_section(rep: Report, d: dict[str, Any], png: Path | None) -> None:
         )
     dec = d.get("decision")
     if dec:
-        values = ", ".join(
-            f"{k} {fmt_num(v)}"
-            + (
-                f" [{fmt_num(dec['ci95'][k][0])}, {fmt_num(dec['ci95'][k][1])}]"
-                if k in dec.get("ci95", {})
-                else ""
-            )
-            for k, v in dec["values"].items()
-            if k in dec.get("region", dec["values"])
-        )
+        from scalelab.fitting import decision_values
+
+        values = decision_values(dec, fmt_num)
         rep.p(f"Recommended configuration ({dec['status']}): {values}. {dec['message']}.")
     if d.get("warnings"):
         rep.p("Warnings:")

@@ -8,16 +8,17 @@ wins, so a reader never sees a partial file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scalelab.atomic import atomic_write_text
 from scalelab.config import DataConfig
 from scalelab.data import download
 from scalelab.data.preprocess import build_sequences
@@ -204,11 +205,5 @@ def add_catalogue(data: SequenceData, ids: list[str]) -> SequenceData:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a lost memo only costs a re-hash next time
+    with contextlib.suppress(OSError):  # a lost memo only costs a re-hash next time
+        atomic_write_text(text, path)
