@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test test-all demo lint bench bench-env laws-real reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties reproduce-ml1m-ties-bucketed reproduce-ml1m-ties-fast clean
+.PHONY: install test test-all demo lint bench bench-env laws-real reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties reproduce-ml1m-ties-bucketed reproduce-ml1m-ties-fast reproduce-ml1m-meta clean
 
 install: $(STAMP)
 
@@ -109,6 +109,11 @@ reproduce-ml1m-ties-bucketed: $(STAMP)
 FAST := $(BUCKETED) --set train.negatives_per=sequence
 reproduce-ml1m-ties-fast: $(STAMP)
 	$(call repro,-ties-fast,--set data.ties=shuffle $(FAST))
+
+# Meta-exact (configs as shipped: divisor 211, float32 time buckets), ties shuffled, Meta's per-position
+# negatives on the default path. SEED=N as above, into ml1m-<model>-meta-seedN.
+reproduce-ml1m-meta: $(STAMP)
+	$(call repro,-meta$(SEED_RUN),--set data.ties=shuffle $(SEED_SET))
 
 # Real held-out validation of the laws (results/reference/laws-real.md): HSTU sweeps on ML-100K, ML-1M,
 # Amazon Beauty and Video Games (hours each on 2 cores; re-running resumes), then the record.

@@ -246,7 +246,14 @@ class ModelConfig(StrictModel):
         ge=2,
         le=1_000_000,
         description="Padded length N the model handles (position tables, HSTU's attention divisor); "
-        "null = data.max_seq_len + 1 (history plus the next item).",
+        "null = data.max_seq_len + 1 (history plus the next item). Meta's research code pads to "
+        "history + 1 + 10 output slots (211 for ML-1M's 200) and divides HSTU's attention by that.",
+    )
+    time_buckets: Literal["exact", "float32"] = Field(
+        "exact",
+        description="Time-gap buckets of the relative time bias, floor(ln|dt| / 0.301): exact = of the "
+        "real number; float32 = evaluated in float32 as Meta's research code does (a gap just below "
+        "a bucket edge lands one bucket up).",
     )
 
     @field_validator("family")

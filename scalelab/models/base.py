@@ -16,6 +16,7 @@ from torch import nn
 
 from scalelab.models.blocks import (
     Dropout,
+    TimeBucketing,
     next_timestamps,
     pair_time_buckets,
     relative_times,
@@ -33,6 +34,7 @@ class Context:
     valid: torch.Tensor  # (B, n) bool, real items
     timestamps: torch.Tensor | None  # (B, n) int64 seconds
     next_t: torch.Tensor | None  # (B, n) int64, t_{i+1} (see blocks.next_timestamps)
+    bucketing: TimeBucketing = "exact"  # how gaps become buckets (model.time_buckets)
     _buckets: torch.Tensor | None = None
     _rows: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
     _relative: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -45,7 +47,7 @@ class Context:
     def time_buckets(self) -> torch.Tensor | None:
         """(B, n, n) bucket(t_{i+1} - t_j) (lower triangle, see blocks.pair_time_buckets)."""
         if self._buckets is None and self.has_times:
-            self._buckets = pair_time_buckets(self.next_t, self.timestamps)
+            self._buckets = pair_time_buckets(self.next_t, self.timestamps, bucketing=self.bucketing)
         return self._buckets
 
     def _times(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,7 +64,7 @@ class Context:
         if self._buckets is not None:
             return self._buckets[:, r0:r1, :r1]
         if (r0, r1) not in self._rows:
-            self._rows[(r0, r1)] = time_bucket_rows(*self._times(), r0, r1)
+            self._rows[(r0, r1)] = time_bucket_rows(*self._times(), r0, r1, self.bucketing)
         return self._rows[(r0, r1)]
 
     def last_row_buckets(self, last: torch.Tensor) -> torch.Tensor | None:
@@ -71,7 +73,7 @@ class Context:
             return None
         next_t, t = self._times()
         rows = torch.arange(len(last), device=last.device)
-        return time_bucket_rows(next_t[rows, last][:, None], t, 0, t.shape[1])[:, 0]
+        return time_bucket_rows(next_t[rows, last][:, None], t, 0, t.shape[1], self.bucketing)[:, 0]
 
 
 class Encoder(nn.Module):
@@ -158,7 +160,7 @@ class RetrievalModel(nn.Module):
             x = x + extra
         x = self.input_dropout(x) * valid[..., None]
         next_t = next_timestamps(timestamps, valid, query_time) if timestamps is not None else None
-        return x, Context(valid, timestamps, next_t)
+        return x, Context(valid, timestamps, next_t, self.spec.time_buckets)
 
     # ------------------------------------------------------------------------------- scoring
 

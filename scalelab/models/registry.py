@@ -96,6 +96,7 @@ class ModelSpec:
     residual: Literal["post", "pre"]
     fuxi_channels: tuple[str, ...]
     absolute_positions: bool
+    time_buckets: Literal["exact", "float32"] = "exact"
 
 
 def family_names() -> list[str]:
@@ -149,4 +150,5 @@ def resolve(cfg: ModelConfig, max_len: int | None = None) -> ModelSpec:
         residual=pick("residual", "pre"),  # type: ignore[arg-type]
         fuxi_channels=tuple(pick("fuxi_channels", ())),  # type: ignore[arg-type]
         absolute_positions=fam.absolute_positions,
+        time_buckets=cfg.time_buckets,
     )
