@@ -10,6 +10,7 @@ this machine keep their rows; a local run replaces its record once it has at lea
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -66,9 +67,17 @@ Differences that remain, and what each is worth:
    or never rated; we rank the 3,416 items of the 5-core copy. The `hstu-movies` run ranks Meta's
    catalogue and tracks the plain run (table above), so the catalogue does not explain the gap.
 3. Data: the 5-core copy has 598 fewer interactions (0.06%).
-4. HSTU's attention divisor: Meta divides by its padded length 211 (200 + 1 + 10 output slots), we by
-   201. This cannot matter: the attention output goes through a LayerNorm before the gate, which
-   removes any constant scale (up to LayerNorm's 1e-6 epsilon).
+4. HSTU's attention divisor and time buckets. Meta divides by its padded length 211 (200 + 1 + 10
+   output slots); the rows above without `-meta` divided by 201. An earlier version of this record
+   said this could not matter because a LayerNorm follows; it does matter: the variance of the
+   attention output before that LayerNorm is of the order of its epsilon 1e-6 (median 7e-9 at init,
+   94% of positions below 1e-5 in block 1 after one epoch), so the divisor moves outputs by up to
+   5e-3 (about 1% relative) and gradients by about 5%. Meta also buckets time gaps in float32, which
+   puts a gap just below a bucket edge one bucket up (10 of 49.9M causal pairs on ML-1M). The configs
+   now set both (`model.max_seq_len: 211`, `model.time_buckets: float32`; outputs, last state and
+   gradients equal to an independent re-implementation of the research formula at 1e-6,
+   `tests/test_meta_compat.py`); the `-meta` rows are trained with them
+   (`make reproduce-ml1m-meta`, ties shuffled, Meta's per-position negatives, default path).
 5. Seeds: Meta reports one run. HSTU with ties shuffled was repeated with another training seed and
    tie order (`make reproduce-ml1m-ties SEED=1`, row `hstu-ties-seed1`; "Across seeds" above); the tie
    seed alone moves the transition baseline by the HR@10 range above.
@@ -134,12 +143,17 @@ def notes() -> str:
 
 def ties_verdict(rows: list) -> list[str]:
     """The reproduction table's tolerance check for the tie-shuffled runs (Meta's kind of order)."""
-    got = {model: (info, last) for model, info, last, _, _ in rows if "-ties" in model and last}
+    got = {
+        model: (info, last)
+        for model, info, last, _, _ in rows
+        if ("-ties" in model or "-meta" in model) and last
+    }
     if not got:
         return []
     out = [
         "",
-        "With same-second events shuffled (`data.ties: shuffle`, as an unstable sort leaves them):",
+        "With same-second events shuffled (`data.ties: shuffle`, as an unstable sort leaves them;"
+        " `-meta`: also Meta's divisor 211 and float32 time buckets):",
         "",
     ]
     for model, (info, last) in got.items():
@@ -154,6 +168,14 @@ def ties_verdict(rows: list) -> list[str]:
         h, r = got["hstu-ties"][1], got["sasrec-ties"][1]
         beats = h["test_hr@10"] > r["test_hr@10"] and h["test_ndcg@10"] > r["test_ndcg@10"]
         out.append(f"- HSTU {'beats' if beats else 'does not beat'} SASRec on HR@10 and NDCG@10.")
+    order = ["fuxi_alpha-meta", "hstu_large-meta", "hstu-meta", "sasrec-ties"]
+    if all(m in got for m in order):
+        lasts = [got[m][1] for m in order]
+        holds = all(a[k] > b[k] for a, b in itertools.pairwise(lasts) for k in ("test_hr@10", "test_ndcg@10"))
+        out.append(
+            f"- Published order FuXi-alpha > HSTU-large > HSTU > SASRec (Meta-exact runs, SASRec with ties "
+            f"shuffled): {'holds' if holds else 'does not hold'} on HR@10 and NDCG@10."
+        )
     return out
 
 
@@ -219,7 +241,9 @@ def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[
     """Each variant (`<run>-<variant>`) against the run it varies (`<run>`) at their latest common epoch."""
     lines = []
     for name, pts in curves.items():
-        base = curves.get(name.rsplit("-", 1)[0])
+        # a `-meta` run varies the `-ties` run (same tie order and seed; divisor and buckets changed)
+        against = name.replace("-meta", "-ties", 1) if "-meta" in name else name.rsplit("-", 1)[0]
+        base = curves.get(against)
         if "-" not in name or not pts or not base:
             continue
         plain = {e: (hr, nd) for e, hr, nd in base}
@@ -228,7 +252,7 @@ def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[
             continue
         e, hr, nd = common[-1]
         lines.append(
-            f"| {name} | {name.rsplit('-', 1)[0]} | {e} | {hr:.4f} | {plain[e][0]:.4f} | {hr - plain[e][0]:+.4f} | {nd:.4f} | "
+            f"| {name} | {against} | {e} | {hr:.4f} | {plain[e][0]:.4f} | {hr - plain[e][0]:+.4f} | {nd:.4f} | "
             f"{plain[e][1]:.4f} | {nd - plain[e][1]:+.4f} |"
         )
     if not lines:
