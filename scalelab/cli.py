@@ -812,21 +812,17 @@ def model_size(
 
     Example: scalelab model size --set model.width=64 --set model.depth=8 -f hstu -f llama
     """
-    from scalelab.models.accounting import ranking_size_report, size_report
+    from scalelab.models.accounting import run_size, scored_negatives
     from scalelab.models.registry import FAMILIES, resolve
 
     cfg = load_config(config, set_)
     rows = []
     for fam in family or [cfg.model.family]:
-        ranking = "retrieval" not in FAMILIES[fam].tasks if fam in FAMILIES else False
+        ranking = not FAMILIES[fam].is_encoder if fam in FAMILIES else False
         extra = ["task.kind=ranking"] if ranking else []
         fcfg = load_config(config, [*(set_ or []), f"model.family={fam}", *extra])
         spec = resolve(fcfg.model, cfg.padded_len())
-        if fcfg.task.kind == "ranking":
-            t = fcfg.task
-            size = ranking_size_report(spec, num_items, t.negative_rate, t.scorer)
-        else:
-            size = size_report(spec, num_items, cfg.train.num_negatives)
+        size = run_size(fcfg, spec, num_items)
         rows.append({"family": fam, "padded_len": spec.max_len, **size.as_dict()})
     if as_json:
         out.print_json(json.dumps(rows))
@@ -839,7 +835,7 @@ def model_size(
         "total",
         "train FLOPs/token",
         title=f"width {cfg.model.width}, depth {cfg.model.depth}, heads {cfg.model.heads}, "
-        f"{num_items:,} items, {cfg.train.num_negatives} negatives",
+        f"{num_items:,} items, {scored_negatives(cfg, num_items)} negatives",
     )
     for r in rows:
         table.add_row(

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scalelab.errors import ConfigError
+from scalelab.models.registry import check_model_config, family
 
 
 class StrictModel(BaseModel):
@@ -259,16 +260,11 @@ class ModelConfig(StrictModel):
     @field_validator("family")
     @classmethod
     def _known_family(cls, v: str) -> str:
-        from scalelab.models.registry import FAMILIES  # torch-free
-
-        if v not in FAMILIES:
-            raise ValueError(f"unknown family {v!r}; known: {', '.join(FAMILIES)}")
+        family(v)  # ValueError naming the known families
         return v
 
     @model_validator(mode="after")
     def _check_family(self) -> ModelConfig:
-        from scalelab.models.registry import check_model_config  # torch-free
-
         if self.head_dim is None and self.width % self.heads != 0:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}; set head_dim")
         check_model_config(self)
@@ -492,9 +488,7 @@ class RunConfig(StrictModel):
             raise ValueError(
                 f"model.max_seq_len ({n}) must be >= data.max_seq_len + 1 ({self.data.max_seq_len + 1})"
             )
-        from scalelab.models.registry import FAMILIES  # torch-free
-
-        if self.task.kind not in FAMILIES[self.model.family].tasks:
+        if self.task.kind not in family(self.model.family).tasks:
             raise ValueError(f"model.family {self.model.family} does not do the {self.task.kind} task")
         if self.task.kind == "retrieval":
             ranking_only = {

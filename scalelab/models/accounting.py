@@ -9,121 +9,55 @@ and non-embedding (everything else). Training FLOPs per token follow the usual a
 
 where keys = (N + 1) / 2 is the mean number of keys a query attends to under the causal mask at
 padded length N. Biases, norms and relative-bias lookups are counted as parameters but not as
-FLOPs (they are O(D) per token).
+FLOPs (they are O(D) per token). Each family's block, attention width and final norm come from its
+`Family` entry in the registry (formulas in `sizes.py`); `run_size` is the one place that chooses
+the retrieval or ranking accounting and the negatives a run scores.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from scalelab.models.registry import ModelSpec
+from scalelab.models.registry import family
+from scalelab.models.sizes import (
+    DIN_ATTENTION_HIDDEN,
+    RANKING_HEAD_HIDDEN,
+    SizeReport,
+    din_head,
+    mlp_size,
+)
+from scalelab.models.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from scalelab.config import RunConfig
 
-@dataclass(frozen=True)
-class SizeReport:
-    embedding_params: int
-    non_embedding_params: int
-    matmul_params: int  # dense weights that cost 2 FLOPs per token each in the forward pass
-    attention_flops_per_token: float  # forward + backward
-    loss_flops_per_token: float  # forward + backward
-    flops_per_token: float  # training, forward + backward
-
-    @property
-    def total_params(self) -> int:
-        return self.embedding_params + self.non_embedding_params
-
-    def flops_per_epoch(self, tokens: int) -> float:
-        return self.flops_per_token * tokens
-
-    def as_dict(self) -> dict[str, float]:
-        d: dict[str, float] = asdict(self)
-        d["total_params"] = self.total_params
-        return d
-
-
-def _rab_params(spec: ModelSpec) -> int:
-    return {"none": 0, "position": 2 * spec.max_len - 1, "position_time": 2 * spec.max_len - 1 + 129}[
-        spec.rab
-    ]
-
-
-def _softmax_attention(d: int, hd: int, bias: bool) -> tuple[int, int]:
-    """(params, matmul weights) of q, k, v and output projections D -> H*d -> D."""
-    weights = 4 * d * hd
-    return weights + ((3 * hd + d) if bias else 0), weights
-
-
-def _block(spec: ModelSpec) -> tuple[int, int]:
-    """(params, matmul weights) of one block."""
-    d, hd, f = spec.width, spec.heads * spec.head_dim, spec.ffn_hidden
-    if spec.family == "hstu":
-        proj = d * ((2 if spec.gate else 1) * hd + 2 * hd)  # u (if gated), v, q, k; no bias
-        out = hd * d
-        return proj + out + d + _rab_params(spec), proj + out
-    if spec.family in ("sasrec", "sasrec_plus"):
-        attn, attn_w = _softmax_attention(d, hd, bias=True)
-        ffn_w = 2 * d * f
-        return attn + 2 * 2 * d + ffn_w + f + d + _rab_params(spec), attn_w + ffn_w
-    if spec.family == "gpt":
-        attn, attn_w = _softmax_attention(d, hd, bias=True)
-        ffn_w = 2 * d * f
-        return attn + 2 * 2 * d + ffn_w + f + d, attn_w + ffn_w
-    if spec.family == "llama":
-        attn, attn_w = _softmax_attention(d, hd, bias=False)
-        ffn_w = 3 * d * f
-        return attn + 2 * d + ffn_w, attn_w + ffn_w
-    if spec.family == "fuxi_alpha":
-        c = len(spec.fuxi_channels)
-        qk = 2 * hd if "semantic" in spec.fuxi_channels else 0
-        proj = d * (c * hd + hd + qk)  # u (c channels), v, q, k; no bias
-        lin0 = c * hd * d
-        ffn_w = 3 * d * f
-        rab = (2 * spec.max_len - 1 if "positional" in spec.fuxi_channels else 0) + (
-            129 if "temporal" in spec.fuxi_channels else 0
-        )
-        return proj + lin0 + d + ffn_w + rab, proj + lin0 + ffn_w
-    raise ValueError(f"no size formula for family {spec.family!r}")
-
-
-def _final_norm(spec: ModelSpec) -> int:
-    return {"gpt": 2 * spec.width, "llama": spec.width}.get(spec.family, 0)
+__all__ = [
+    "DIN_ATTENTION_HIDDEN",
+    "RANKING_HEAD_HIDDEN",
+    "SizeReport",
+    "din_head",
+    "mlp_size",
+    "ranking_size_report",
+    "run_size",
+    "scored_negatives",
+    "size_report",
+]
 
 
 def size_report(spec: ModelSpec, num_items: int, negatives: int = 128) -> SizeReport:
-    """Exact parameter counts and analytic training FLOPs per token for `spec`."""
+    """Exact parameter counts and analytic training FLOPs per token of a sequence encoder."""
+    fam = family(spec.family)
+    if fam.block_size is None:
+        raise ValueError(f"{spec.family} is not a sequence encoder: it has no per-token size")
     d = spec.width
     embedding = (num_items + 1) * d + (spec.max_len * d if spec.absolute_positions else 0)
-    block, block_w = _block(spec)
-    non_embedding = spec.depth * block + _final_norm(spec)
+    block, block_w = fam.block_size(spec)
+    non_embedding = spec.depth * block + fam.final_norm(spec)
     matmul = spec.depth * block_w
     keys = (spec.max_len + 1) / 2
-    if spec.family == "fuxi_alpha":
-        sem = "semantic" in spec.fuxi_channels
-        per_layer = (spec.head_dim if sem else 0) + len(spec.fuxi_channels) * spec.head_dim
-    else:
-        per_layer = 2 * spec.head_dim
-    attention = 6.0 * spec.depth * keys * spec.heads * per_layer
+    attention = 6.0 * spec.depth * keys * spec.heads * fam.attention_width(spec)
     loss = 6.0 * d * (1 + negatives)
     return SizeReport(embedding, non_embedding, matmul, attention, loss, 6.0 * matmul + attention + loss)
-
-
-# ------------------------------------------------------------------------------------------ ranking
-
-DIN_ATTENTION_HIDDEN = (80, 40)
-RANKING_HEAD_HIDDEN = (200, 80)
-
-
-def mlp_size(dims: list[int]) -> tuple[int, int]:
-    """(params, matmul weights) of `ranking.mlp(dims)`: Linear + PReLU per hidden layer, one output."""
-    sizes = [*dims, 1]
-    weights = sum(a * b for a, b in itertools.pairwise(sizes))
-    return weights + sum(sizes[1:]) + (len(dims) - 1), weights
-
-
-def din_head(depth: int) -> tuple[int, ...]:
-    """Hidden sizes of DIN's MLP: 200, then 80 per further layer (the paper's 200-80 at depth 2)."""
-    return (200, *([80] * (depth - 1)))
 
 
 def ranking_size_report(
@@ -136,20 +70,12 @@ def ranking_size_report(
     """Sizes of a ranking model; FLOPs are per positive (its 1 + rate candidates), forward + backward.
 
     Encoders: the encoder's per-token cost (one window token per positive) plus the head on every
-    candidate. DIN: the history projection once per token, then per candidate the attention MLP over
-    `mean_history` items (default: half the padded length) and the head.
+    candidate. A ranking-only family (DIN) sizes itself (`Family.own_size`).
     """
+    fam = family(spec.family)
+    if fam.own_size is not None:
+        return fam.own_size(spec, num_items, negative_rate, mean_history)
     d, per = spec.width, 1.0 + negative_rate
-    if spec.family == "din":
-        att, att_w = mlp_size([4 * d, *DIN_ATTENTION_HIDDEN])
-        head, head_w = mlp_size([3 * d, *din_head(spec.depth)])
-        hist = mean_history if mean_history is not None else spec.max_len / 2
-        first = 4 * d * DIN_ATTENTION_HIDDEN[0]
-        per_candidate = (
-            hist * (att_w - first / 2) + head_w
-        )  # [e] and [h*e] parts of the first layer per candidate
-        flops = 6.0 * (first / 4 + per * per_candidate)
-        return SizeReport((num_items + 1) * d, att + head, att_w + head_w, 0.0, 0.0, flops)
     enc = size_report(spec, num_items, negatives=0)
     head, head_w = (
         (1, d) if scorer == "dot" else mlp_size([(2 if scorer == "mlp" else 3) * d, *RANKING_HEAD_HIDDEN])
@@ -163,3 +89,18 @@ def ranking_size_report(
         scoring,
         enc.flops_per_token - enc.loss_flops_per_token + scoring,
     )
+
+
+def scored_negatives(cfg: RunConfig, num_items: int) -> int:
+    """Items each retrieval target is scored against besides itself, by the training loss."""
+    t = cfg.train
+    return {"sampled_softmax": t.num_negatives, "bce": 1, "full_softmax": num_items}[t.loss]
+
+
+def run_size(
+    cfg: RunConfig, spec: ModelSpec, num_items: int, mean_history: float | None = None
+) -> SizeReport:
+    """The size and training compute of a run: ranking or retrieval accounting as its task says."""
+    if cfg.task.kind == "ranking":
+        return ranking_size_report(spec, num_items, cfg.task.negative_rate, cfg.task.scorer, mean_history)
+    return size_report(spec, num_items, scored_negatives(cfg, num_items))

@@ -22,8 +22,8 @@ from scalelab.models.blocks import (
     relative_times,
     time_bucket_rows,
 )
-from scalelab.models.registry import ModelSpec
 from scalelab.models.side import SideInputs
+from scalelab.models.spec import ModelSpec
 
 
 @dataclass

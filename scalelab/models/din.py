@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scalelab.models.accounting import DIN_ATTENTION_HIDDEN, din_head
 from scalelab.models.ranking import mlp
-from scalelab.models.registry import ModelSpec
 from scalelab.models.side import SideInputs
+from scalelab.models.sizes import DIN_ATTENTION_HIDDEN, din_head
+from scalelab.models.spec import ModelSpec
 
 
 class DIN(nn.Module):

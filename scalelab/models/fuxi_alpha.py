@@ -20,7 +20,7 @@ from torch import nn
 
 from scalelab.models.base import BlockStack, Context, RetrievalModel
 from scalelab.models.blocks import Dropout, RelativeBias, SwiGLU, merge_heads, rms_norm, split_heads
-from scalelab.models.registry import ModelSpec
+from scalelab.models.spec import ModelSpec
 
 _ORDER = ("positional", "temporal", "semantic")
 ROW_BLOCK = 32  # query rows per block on CPU

@@ -11,7 +11,7 @@ from torch import nn
 
 from scalelab.models.base import Context, Encoder, RetrievalModel
 from scalelab.models.blocks import Dropout, MultiHeadSelfAttention, init_gpt_style
-from scalelab.models.registry import ModelSpec
+from scalelab.models.spec import ModelSpec
 
 
 class GPTBlock(nn.Module):

@@ -26,7 +26,7 @@ from scalelab.models.blocks import (
     softmax_attention,
     split_heads,
 )
-from scalelab.models.registry import ModelSpec
+from scalelab.models.spec import ModelSpec
 
 
 class HSTUBlock(nn.Module):

@@ -19,9 +19,9 @@ import itertools
 import torch
 from torch import nn
 
-from scalelab.models.accounting import RANKING_HEAD_HIDDEN
 from scalelab.models.base import RetrievalModel
 from scalelab.models.blocks import Dropout
+from scalelab.models.sizes import RANKING_HEAD_HIDDEN
 
 
 def mlp(dims: list[int], out: int = 1, dropout: float = 0.0) -> nn.Sequential:

@@ -1,28 +1,46 @@
-"""The architecture registry: family name -> module, defaults and allowed switches.
+"""The architecture registry: family name -> `Family` (module, defaults, switches, size formulas).
 
-Torch-free, so configs are validated (and sweeps sized) without importing torch. Adding an
-architecture is one new file in `scalelab/models/` with a `build(spec, num_items)` function and one
-line in `FAMILIES` below.
+Torch-free and at the bottom of the package (it imports only `spec` and `sizes`), so configs are
+validated and sweeps sized without importing torch. Adding an architecture is one new file in
+`scalelab/models/` with a `build(spec, num_items)` function and one `Family` entry in `FAMILIES`
+naming its size formulas (torch-free functions: the built-in ones are in `sizes.py`); a family
+from outside the package is added with `register` (tests/test_family_plugin.py registers a toy one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from scalelab.config import ModelConfig
+from scalelab.models import sizes
+from scalelab.models.sizes import SizeReport
+from scalelab.models.spec import ModelSpec
+
+BlockSize = Callable[[ModelSpec], tuple[int, int]]  # (params, matmul weights) of one block
+OwnSize = Callable[[ModelSpec, int, float, "float | None"], SizeReport]  # (spec, items, rate, history)
 
 
 @dataclass(frozen=True)
 class Family:
-    module: str  # import path holding build(spec, num_items) -> RetrievalModel
+    module: str  # import path holding build(spec, num_items)
     description: str
     # default value of every switch the family has; a switch absent here is refused
     defaults: dict[str, object] = field(default_factory=dict)
     allowed: dict[str, tuple[object, ...]] = field(default_factory=dict)
     absolute_positions: bool = True  # uses the learned absolute position table
     tasks: tuple[str, ...] = ("retrieval", "ranking")  # a sequence encoder does both
+    # size formulas (sizes.py): one block, the attention widths per head and layer, the final norm
+    block_size: BlockSize | None = None
+    attention_width: Callable[[ModelSpec], int] = sizes.qk_and_v
+    final_norm: Callable[[ModelSpec], int] = sizes.no_final_norm
+    # a model that is not a sequence encoder (ranking only) sizes itself whole
+    own_size: OwnSize | None = None
+
+    @property
+    def is_encoder(self) -> bool:
+        """A sequence encoder (per-position states; ranking wraps it in a scoring head)."""
+        return "retrieval" in self.tasks
 
 
 _RAB = ("none", "position", "position_time")
@@ -34,24 +52,29 @@ FAMILIES: dict[str, Family] = {
         "HSTU (Meta, ICML 2024): pointwise SiLU attention, relative bias, gating",
         {"rab": "position_time", "attention": "silu", "gate": True},
         {"rab": _RAB, "attention": ("silu", "softmax"), "gate": (True, False)},
+        block_size=sizes.hstu_block,
     ),
     "sasrec": Family(
         "scalelab.models.sasrec",
         "SASRec (Kang & McAuley 2018), residual around LN(x), ReLU FFN",
         {"rab": "none", "attention": "softmax", "residual": "post", "ffn_multiplier": 1.0},
         {"rab": ("none",), "attention": ("softmax",), "residual": ("post",)},
+        block_size=sizes.sasrec_block,
     ),
     "sasrec_plus": Family(
         "scalelab.models.sasrec_plus",
         "SASRec+ (2412.00714): SASRec with HSTU's relative bias and pre-norm",
         {"rab": "position_time", "attention": "softmax", "residual": "pre", "ffn_multiplier": 1.0},
         {"rab": _RAB, "attention": ("softmax",), "residual": ("post", "pre")},
+        block_size=sizes.sasrec_block,
     ),
     "gpt": Family(
         "scalelab.models.gpt",
         "GPT-style: pre-LN, learned positions, softmax attention, GELU MLP",
         {"rab": "none", "attention": "softmax", "ffn_multiplier": 4.0},
         {"rab": ("none",), "attention": ("softmax",)},
+        block_size=sizes.gpt_block,
+        final_norm=sizes.layer_norm_final,
     ),
     "llama": Family(
         "scalelab.models.llama",
@@ -59,12 +82,16 @@ FAMILIES: dict[str, Family] = {
         {"rab": "none", "attention": "softmax", "ffn_multiplier": 8.0 / 3.0},
         {"rab": ("none",), "attention": ("softmax",)},
         absolute_positions=False,
+        block_size=sizes.llama_block,
+        final_norm=sizes.rms_norm_final,
     ),
     "fuxi_alpha": Family(
         "scalelab.models.fuxi_alpha",
         "FuXi-alpha (2502.03036): multi-channel attention, multi-stage FFN",
         {"fuxi_channels": list(_CHANNELS), "ffn_multiplier": 1.0},
         {},
+        block_size=sizes.fuxi_block,
+        attention_width=sizes.fuxi_attention,
     ),
     "din": Family(
         "scalelab.models.din",
@@ -72,42 +99,52 @@ FAMILIES: dict[str, Family] = {
         "depth = hidden layers of the MLP",
         absolute_positions=False,
         tasks=("ranking",),
+        own_size=sizes.din_size,
     ),
 }
 
 _SWITCHES = ("rab", "attention", "gate", "residual", "ffn_multiplier", "fuxi_channels")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model config with every family default filled in and the sizes resolved."""
+class ModelSettings(Protocol):
+    """What the registry reads of a model config (`scalelab.config.ModelConfig` has it)."""
 
     family: str
     depth: int
     width: int
     heads: int
-    head_dim: int
-    ffn_hidden: int  # 0 for families without an FFN
+    head_dim: int | None
     dropout: float
-    max_len: int  # padded length N: sizes the position tables and HSTU's attention divisor
-    rab: Literal["none", "position", "position_time"]
-    attention: Literal["silu", "softmax"]
-    gate: bool
-    residual: Literal["post", "pre"]
-    fuxi_channels: tuple[str, ...]
-    absolute_positions: bool
-    time_buckets: Literal["exact", "float32"] = "exact"
+    max_seq_len: int | None
+    time_buckets: str
 
 
 def family_names() -> list[str]:
     return list(FAMILIES)
 
 
-def check_model_config(cfg: ModelConfig) -> None:
-    """Raise ValueError for an unknown family or a switch the family does not have."""
-    fam = FAMILIES.get(cfg.family)
+def family(name: str) -> Family:
+    """The registered family `name` (ValueError naming the known ones otherwise)."""
+    fam = FAMILIES.get(name)
     if fam is None:
-        raise ValueError(f"unknown family {cfg.family!r}; known: {', '.join(FAMILIES)}")
+        raise ValueError(f"unknown family {name!r}; known: {', '.join(FAMILIES)}")
+    return fam
+
+
+def register(name: str, fam: Family) -> None:
+    """Add a family from outside the package (its module must be importable by the trials)."""
+    if fam.block_size is None and fam.own_size is None:
+        raise ValueError(f"family {name!r} needs a size formula (block_size or own_size)")
+    FAMILIES[name] = fam
+
+
+def unregister(name: str) -> None:
+    FAMILIES.pop(name, None)
+
+
+def check_model_config(cfg: ModelSettings) -> None:
+    """Raise ValueError for an unknown family or a switch the family does not have."""
+    fam = family(cfg.family)
     for name in _SWITCHES:
         value = getattr(cfg, name)
         if value is None:
@@ -122,7 +159,7 @@ def check_model_config(cfg: ModelConfig) -> None:
         raise ValueError("fuxi_channels must list distinct channels, at least one")
 
 
-def resolve(cfg: ModelConfig, max_len: int | None = None) -> ModelSpec:
+def resolve(cfg: ModelSettings, max_len: int | None = None) -> ModelSpec:
     """Fill family defaults. The padded length N is cfg.max_seq_len, else `max_len`."""
     check_model_config(cfg)
     n = cfg.max_seq_len or max_len
@@ -150,5 +187,5 @@ def resolve(cfg: ModelConfig, max_len: int | None = None) -> ModelSpec:
         residual=pick("residual", "pre"),  # type: ignore[arg-type]
         fuxi_channels=tuple(pick("fuxi_channels", ())),  # type: ignore[arg-type]
         absolute_positions=fam.absolute_positions,
-        time_buckets=cfg.time_buckets,
+        time_buckets=cfg.time_buckets,  # type: ignore[arg-type]
     )

@@ -19,7 +19,7 @@ from torch import nn
 
 from scalelab.models.base import BlockStack, Context, RetrievalModel
 from scalelab.models.blocks import Dropout, MultiHeadSelfAttention, RelativeBias
-from scalelab.models.registry import ModelSpec
+from scalelab.models.spec import ModelSpec
 
 
 class PointWiseFFN(nn.Module):

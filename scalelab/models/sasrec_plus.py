@@ -8,8 +8,8 @@ Everything else is SASRec's block (see `sasrec.py`).
 from __future__ import annotations
 
 from scalelab.models.base import RetrievalModel
-from scalelab.models.registry import ModelSpec
 from scalelab.models.sasrec import SASRecEncoder
+from scalelab.models.spec import ModelSpec
 
 
 def build(spec: ModelSpec, num_items: int) -> RetrievalModel:

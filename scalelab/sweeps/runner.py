@@ -23,7 +23,7 @@ from scalelab.config import DataConfig
 from scalelab.data.loader import load_dataset, resolve_source
 from scalelab.data.split import make_split
 from scalelab.errors import UserError
-from scalelab.models.accounting import ranking_size_report, size_report
+from scalelab.models.accounting import run_size, scored_negatives
 from scalelab.models.registry import resolve
 from scalelab.sweeps import results as res
 from scalelab.sweeps.lock import ResultsLock
@@ -117,13 +117,8 @@ def plan(spec: SweepSpec, cells: list[Cell]) -> list[PlannedCell]:
             datasets[key] = (data.num_items, sp.train_targets())
         num_items, targets = datasets[key]
         mspec = resolve(cfg.model, cfg.padded_len())
-        negs = {"sampled_softmax": cfg.train.num_negatives, "bce": 1, "full_softmax": num_items}[
-            cfg.train.loss
-        ]
-        if cfg.task.kind == "ranking":
-            size = ranking_size_report(mspec, num_items, cfg.task.negative_rate, cfg.task.scorer)
-        else:
-            size = size_report(mspec, num_items, negs)
+        negs = scored_negatives(cfg, num_items)
+        size = run_size(cfg, mspec, num_items)
         n, d, b = cfg.padded_len(), cfg.model.width, cfg.train.batch_size
         params = size.total_params
         act = (

@@ -27,9 +27,10 @@ from scalelab.data.sequences import SequenceData
 from scalelab.data.split import Split
 from scalelab.errors import DataError
 from scalelab.models import build_from_spec
-from scalelab.models.accounting import ranking_size_report
+from scalelab.models.accounting import run_size
 from scalelab.models.ranking import EncoderRanker
-from scalelab.models.registry import ModelSpec
+from scalelab.models.registry import family
+from scalelab.models.spec import ModelSpec
 from scalelab.training.batches import pad_windows
 from scalelab.training.device import autocast
 from scalelab.training.ranking_data import DomainPools, build_examples
@@ -130,22 +131,21 @@ class RankingTask:
     # ------------------------------------------------------------------------------ model
 
     def build_model(self, spec: ModelSpec) -> torch.nn.Module:
-        if spec.family == "din":
+        encoder = family(spec.family).is_encoder
+        if not encoder:  # a ranking model of its own (DIN)
             model = build_from_spec(spec, self.data.num_items)
         else:
             model = EncoderRanker(build_from_spec(spec, self.data.num_items), self.cfg.task.scorer)
         side, self.info = side_inputs(self.cfg, self.data, spec.width)
-        if spec.family == "din":
-            model.side = side
-        else:
+        if encoder:
             model.encoder.side = side
+        else:
+            model.side = side
         return model
 
     def size(self, model: torch.nn.Module, spec: ModelSpec) -> tuple[dict[str, float], float]:
-        size = ranking_size_report(
-            spec, self.data.num_items, self.rate, self.cfg.task.scorer, self.mean_history
-        )
-        side = model.side if spec.family == "din" else model.encoder.side
+        size = run_size(self.cfg, spec, self.data.num_items, self.mean_history)
+        side = model.encoder.side if family(spec.family).is_encoder else model.side
         if side is not None:
             size = replace(
                 size, embedding_params=size.embedding_params + sum(p.numel() for p in side.parameters())

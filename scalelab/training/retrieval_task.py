@@ -11,8 +11,8 @@ from scalelab.config import RunConfig
 from scalelab.data.sequences import SequenceData
 from scalelab.data.split import Split
 from scalelab.models import build_from_spec
-from scalelab.models.accounting import size_report
-from scalelab.models.registry import ModelSpec
+from scalelab.models.accounting import run_size
+from scalelab.models.spec import ModelSpec
 from scalelab.training.batches import eval_set, train_set
 from scalelab.training.device import autocast
 from scalelab.training.evaluate import evaluate
@@ -40,9 +40,7 @@ class RetrievalTask:
         return model
 
     def size(self, model: torch.nn.Module, spec: ModelSpec) -> tuple[dict[str, float], float]:
-        t = self.cfg.train
-        negs = {"sampled_softmax": t.num_negatives, "bce": 1, "full_softmax": self.data.num_items}[t.loss]
-        size = size_report(spec, self.data.num_items, negs)
+        size = run_size(self.cfg, spec, self.data.num_items)
         if model.side is not None:
             size = replace(
                 size, embedding_params=size.embedding_params + sum(p.numel() for p in model.side.parameters())
