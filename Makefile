@@ -36,11 +36,11 @@ demo: $(STAMP)
 	@echo "MLflow dashboard: .venv/bin/scalelab ui"
 	$(BIN)/scalelab report quickstart
 
-# mypy covers the fitting layer (fitters/, scalelab/fitting.py); the rest of the package is not yet typed clean.
+# ruff (lint and format) and mypy over the whole package; .ci/run runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --follow-imports=silent fitters scalelab/fitting.py
+	$(BIN)/mypy scalelab fitters
 
 # RecBole 1.2.1, the peer that bench/bench_train.py runs beside scalelab, in its own environment: it
 # needs numpy 1 and older pandas / scipy / scikit-learn (../shared/reference/peers.md). If it cannot

@@ -839,7 +839,7 @@ def model_size(
     )
     for r in rows:
         table.add_row(
-            r["family"],
+            str(r["family"]),
             str(r["padded_len"]),
             f"{r['embedding_params']:,}",
             f"{r['non_embedding_params']:,}",
@@ -1104,7 +1104,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exit as e:
         sys.exit(e.exit_code)
     except TyperException as e:  # usage errors: typer prints them (help for an empty command)
-        e.show()
+        show = getattr(e, "show", None)  # typer's ClickException and UsageError have it
+        if show is not None:
+            show()
+        else:
+            err.print(f"error: {e.format_message()}", markup=False, highlight=False)
         sys.exit(getattr(e, "exit_code", 2))
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -610,11 +610,15 @@ def validate(model: type[M], raw: dict[str, Any], source: str) -> M:
         raise ConfigError(format_validation_error(e, model, source)) from None
 
 
+@overload
+def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> RunConfig: ...
+@overload
+def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None, model: type[M]) -> M: ...
 def load_config(
     path: str | os.PathLike[str] | None,
     overrides: list[str] | None = None,
-    model: type[M] = RunConfig,  # type: ignore[assignment]
-) -> M:
+    model: type[BaseModel] = RunConfig,
+) -> BaseModel:
     """Load a YAML file (or the defaults when `path` is None), apply overrides, validate."""
     raw = read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "<defaults>"

@@ -295,7 +295,7 @@ def _log_axis(ax: Any) -> None:
 
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
-    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 0.1, numticks=12))
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=[k / 10 for k in range(2, 10)], numticks=12))
 
 
 def _labels(done: pd.DataFrame) -> pd.Series:
@@ -529,8 +529,8 @@ def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
             "Each plot shows the measured cells, the fitted law and its 95% bootstrap band, continued 10x past "
             "the largest measured value (right of the dotted line: extrapolation); held-out cells are circled."
         )
-    for d, png in fits:
-        fit_section(rep, d, png)
+    for d, plot in fits:
+        fit_section(rep, d, plot)
     if comparison is not None:
         rep.h2("Comparison across sweeps (NDCG@10 at equal sizes; - where a sweep did not run it)")
         rep.table(comparison)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def read_token_bags(path: str | Path) -> dict[str, list[tuple[str, str]]]:
 
 
 def item_token_matrix(
-    sources: list[tuple[str | Path, str]], item_ids: np.ndarray, buckets: int
+    sources: Sequence[tuple[str | Path, str]], item_ids: np.ndarray, buckets: int
 ) -> tuple[np.ndarray, dict[str, int]]:
     """(num_items + 1, F) int64 token ids (0 = none; row 0 = padding) for the items `item_ids`
     (raw ids, [0] = placeholder) from feature files given with the prefix their items carry (a

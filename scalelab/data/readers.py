@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ import pandas as pd
 from scalelab.config import ColumnMap, DataFormat
 from scalelab.errors import DataError
 
-Interactions = pd.DataFrame  # columns: user, item, timestamp, [rating, behaviour, domain], line
+Interactions: TypeAlias = pd.DataFrame  # columns: user, item, timestamp, [rating, behaviour, domain], line
 
 _DELIMITER_NAMES = {"\t": "TAB", ",": "comma", "::": "'::'", " ": "space", ";": "semicolon", "|": "'|'"}
 

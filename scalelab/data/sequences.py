@@ -59,7 +59,7 @@ class SequenceData:
         """Write to one `.npz` atomically (temporary file + rename), safe under concurrent writers."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays: dict[str, np.ndarray] = {
+        arrays: dict[str, Any] = {
             "ptr": self.ptr,
             "items": self.items,
             "timestamps": self.timestamps,

@@ -46,7 +46,7 @@ class Context:
     @property
     def time_buckets(self) -> torch.Tensor | None:
         """(B, n, n) bucket(t_{i+1} - t_j) (lower triangle, see blocks.pair_time_buckets)."""
-        if self._buckets is None and self.has_times:
+        if self._buckets is None and self.next_t is not None and self.timestamps is not None:
             self._buckets = pair_time_buckets(self.next_t, self.timestamps, bucketing=self.bucketing)
         return self._buckets
 

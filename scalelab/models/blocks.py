@@ -208,7 +208,7 @@ class RelativeBias(nn.Module):
         """(B or 1, n, n) total bias for a batch padded to n; `buckets` from `pair_time_buckets`."""
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds the model's max_seq_len {self.max_len}")
-        bias = torch.zeros(1, n, n, device=(self.pos_w if self.pos_w is not None else self.time_w).device)
+        bias = torch.zeros(1, n, n, device=next(self.parameters()).device)
         if self.pos_w is not None:
             bias = bias + self.position_bias(n)[None]
         if self.time_w is not None:
@@ -462,6 +462,9 @@ class MultiHeadSelfAttention(nn.Module):
 
 class RotaryEmbedding(nn.Module):
     """RoPE on (B, H, n, d) with the half-split (GPT-NeoX / Llama) layout; d must be even."""
+
+    cos: torch.Tensor  # (N, d/2) buffers
+    sin: torch.Tensor
 
     def __init__(self, head_dim: int, max_len: int, base: float = 10_000.0) -> None:
         super().__init__()

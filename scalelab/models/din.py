@@ -14,6 +14,8 @@ h (W1 + W3) + e (W2 - W3) + (h * e) W4: the h part once per history row, not onc
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -46,7 +48,7 @@ class DIN(nn.Module):
     ) -> torch.Tensor:
         """Interest vectors (E, D) from history rows h (B, n, D), candidates e (E, D) of rows `row`,
         and the history mask (E, n)."""
-        first = self.attention[0]
+        first = cast(nn.Linear, self.attention[0])
         w1, w2, w3, w4 = first.weight.split(self.width, dim=1)  # each (hidden, D)
         z = (h @ (w1 + w3).T)[row] + (e @ (w2 - w3).T + first.bias)[:, None] + (h[row] * e[:, None]) @ w4.T
         a = self.attention[1:](z).squeeze(-1) * mask  # (E, n), exactly 0 outside the history

@@ -66,9 +66,10 @@ class FuXiBlock(nn.Module):
             if name == "positional":
                 a = self.bias.position_rows(r0, r1).masked_fill(drop, 0.0)[None, None]  # (1, 1, r, r1)
             elif name == "temporal":
-                if not ctx.has_times:
+                buckets = ctx.time_bucket_rows(r0, r1)
+                if buckets is None:
                     raise ValueError("FuXi-alpha's temporal channel needs timestamps")
-                a = self.bias.time_bias(ctx.time_bucket_rows(r0, r1)).masked_fill(drop, 0.0)[:, None]
+                a = self.bias.time_bias(buckets).masked_fill(drop, 0.0)[:, None]
             else:
                 s = q[..., r0:r1, :] @ k[..., :r1, :].transpose(-1, -2)  # (B, H, r, r1)
                 a = F.silu(s).masked_fill(drop, 0.0) / float(self.spec.max_len)

@@ -56,10 +56,9 @@ class HSTUBlock(nn.Module):
         if self.spec.attention == "silu" and x.device.type == "cpu":
             # CPU: the causal triangle a row block at a time (bench/bench_attention.py); accelerators
             # keep one (n, n) pass (few large kernels, memory-lean backward)
+            rab = self.rab
             rows = (
-                (lambda r0, r1: self.rab.rows(r0, r1, ctx.time_bucket_rows(r0, r1)))
-                if self.rab is not None
-                else None
+                (lambda r0, r1: rab.rows(r0, r1, ctx.time_bucket_rows(r0, r1))) if rab is not None else None
             )
             o = causal_silu_attention(q, k, v, rows, divisor)
         else:
@@ -102,9 +101,11 @@ class HSTU(BlockStack):
     def forward_last(self, x: torch.Tensor, ctx: Context, last: torch.Tensor) -> torch.Tensor:
         if self.spec.attention != "silu":
             return super().forward_last(x, ctx, last)
-        for block in self.blocks[:-1]:
+        *first, final = self.blocks
+        for block in first:
             x = block(x, ctx)
-        return self.blocks[-1].forward_last(x, ctx, last)
+        assert isinstance(final, HSTUBlock)
+        return final.forward_last(x, ctx, last)
 
 
 def build(spec: ModelSpec, num_items: int) -> RetrievalModel:

@@ -61,8 +61,9 @@ class EncoderRanker(nn.Module):
         return self._head(u, e)
 
     def _head(self, u: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        if self.scorer == "dot":
+        if self.scale is not None:  # the dot scorer
             return self.scale * (u * e).sum(-1)
+        assert self.head is not None
         x = torch.cat([u, e] if self.scorer == "mlp" else [u, e, u * e], dim=-1)
         return self.head(x).squeeze(-1)
 

@@ -9,9 +9,9 @@ from outside the package is added with `register` (tests/test_family_plugin.py r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from scalelab.models import sizes
 from scalelab.models.sizes import SizeReport
@@ -107,16 +107,38 @@ _SWITCHES = ("rab", "attention", "gate", "residual", "ffn_multiplier", "fuxi_cha
 
 
 class ModelSettings(Protocol):
-    """What the registry reads of a model config (`scalelab.config.ModelConfig` has it)."""
+    """What the registry reads of a model config (`scalelab.config.ModelConfig` has it); read-only,
+    so a config with narrower (Literal) types fits."""
 
-    family: str
-    depth: int
-    width: int
-    heads: int
-    head_dim: int | None
-    dropout: float
-    max_seq_len: int | None
-    time_buckets: str
+    @property
+    def family(self) -> str: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def heads(self) -> int: ...
+    @property
+    def head_dim(self) -> int | None: ...
+    @property
+    def dropout(self) -> float: ...
+    @property
+    def max_seq_len(self) -> int | None: ...
+    @property
+    def time_buckets(self) -> Literal["exact", "float32"]: ...
+    # the family switches; None = the family's default
+    @property
+    def rab(self) -> str | None: ...
+    @property
+    def attention(self) -> str | None: ...
+    @property
+    def gate(self) -> bool | None: ...
+    @property
+    def residual(self) -> str | None: ...
+    @property
+    def ffn_multiplier(self) -> float | None: ...
+    @property
+    def fuxi_channels(self) -> Sequence[str] | None: ...
 
 
 def family_names() -> list[str]:
@@ -187,5 +209,5 @@ def resolve(cfg: ModelSettings, max_len: int | None = None) -> ModelSpec:
         residual=pick("residual", "pre"),  # type: ignore[arg-type]
         fuxi_channels=tuple(pick("fuxi_channels", ())),  # type: ignore[arg-type]
         absolute_positions=fam.absolute_positions,
-        time_buckets=cfg.time_buckets,  # type: ignore[arg-type]
+        time_buckets=cfg.time_buckets,
     )

@@ -26,6 +26,10 @@ def _table(n: int, width: int) -> nn.Embedding:
 
 
 class SideInputs(nn.Module):
+    item_domain: torch.Tensor  # buffers, when the inputs are used
+    item_tokens: torch.Tensor
+    token_weight: torch.Tensor
+
     def __init__(
         self,
         width: int,

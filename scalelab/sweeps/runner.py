@@ -632,8 +632,8 @@ def _run_sweep(
 
     by_id = {c.cell_id: c for c in cells}
     state = res.read_state(root)
-    for cid, st in state.items():
-        res.close_interrupted_attempt(root, cid, st)
+    for cid, record in state.items():
+        res.close_interrupted_attempt(root, cid, record)
     counts = Counts(total=len(cells))
     todo = []
     for p in planned:
@@ -672,9 +672,9 @@ def _run_sweep(
             _run_tune(spec, todo, root, address, cb, status, totals(nodes))
     finally:
         for p in todo:  # started or queued but never ended: the sweep was interrupted
-            st = state.setdefault(p.cell.cell_id, {})
-            if st.get("status", "pending") in ("pending", "running"):
-                st["status"] = "interrupted"
+            rec = state.setdefault(p.cell.cell_id, {})
+            if rec.get("status", "pending") in ("pending", "running"):
+                rec["status"] = "interrupted"
         res.write_state(root, state)
         table = res.build_table(root, cells, state)
         res.write_table(root, table)
@@ -812,7 +812,8 @@ def _run_tune(
         return out
 
     trainable = tune.with_resources(
-        tune.with_parameters(run_cell, cells=payload, out_root=str(root)), resources
+        tune.with_parameters(run_cell, cells=payload, out_root=str(root)),
+        resources,  # type: ignore[arg-type]  # Tune turns the callable's dict into a placement group
     )
 
     from scalelab.sweeps.bridge import REGISTRY, Bridge

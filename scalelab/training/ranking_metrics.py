@@ -40,7 +40,7 @@ def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
         pos = int(y[a:b].sum())
         if 0 < pos < b - a:
             total += auc(y[a:b], s[a:b]) * (b - a)
-            weight += b - a
+            weight += int(b - a)
     return total / weight if weight else float("nan")
 
 

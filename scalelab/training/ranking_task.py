@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from scalelab.training.batches import pad_windows
 from scalelab.training.device import autocast
 from scalelab.training.ranking_data import DomainPools, build_examples
 from scalelab.training.ranking_metrics import ranking_metrics
-from scalelab.training.tasks import item_domains, side_inputs
+from scalelab.training.tasks import HasSide, item_domains, side_inputs
 
 
 class RankingTask:
@@ -112,9 +112,11 @@ class RankingTask:
             item_domain=self.item_domain if d.domains is not None else None,
         )  # fmt: skip
         if self.targets is not None:
+            assert d.behaviours is not None  # target behaviours need behaviour data (checked on load)
             ok = np.isin(d.behaviours[ex.pos], self.targets)
             ex.user, ex.pos, ex.candidate, ex.label = ex.user[ok], ex.pos[ok], ex.candidate[ok], ex.label[ok]
         pos = split.test_pos if which == "test" else split.valid_pos
+        assert pos is not None, f"the split has no {which} events"
         starts = np.maximum(d.ptr[:-1], pos - split.max_seq_len)
         beh = d.behaviours if d.behaviours is not None else np.zeros(d.num_interactions, np.int32)
         (items, ts, b), lengths = pad_windows([d.items, d.timestamps, beh], starts, pos, split.max_seq_len)
@@ -131,21 +133,20 @@ class RankingTask:
     # ------------------------------------------------------------------------------ model
 
     def build_model(self, spec: ModelSpec) -> torch.nn.Module:
-        encoder = family(spec.family).is_encoder
-        if not encoder:  # a ranking model of its own (DIN)
-            model = build_from_spec(spec, self.data.num_items)
-        else:
-            model = EncoderRanker(build_from_spec(spec, self.data.num_items), self.cfg.task.scorer)
-        side, self.info = side_inputs(self.cfg, self.data, spec.width)
-        if encoder:
-            model.encoder.side = side
-        else:
-            model.side = side
+        built = build_from_spec(spec, self.data.num_items)
+        # a sequence encoder gets a scoring head; a ranking-only family (DIN) is a ranker already
+        model = EncoderRanker(built, self.cfg.task.scorer) if family(spec.family).is_encoder else built
+        self._side_holder(model, spec).side, self.info = side_inputs(self.cfg, self.data, spec.width)
         return model
+
+    @staticmethod
+    def _side_holder(model: torch.nn.Module, spec: ModelSpec) -> HasSide:
+        """Where the side inputs live: the wrapped encoder, or the ranking model itself."""
+        return cast(EncoderRanker, model).encoder if family(spec.family).is_encoder else cast(HasSide, model)
 
     def size(self, model: torch.nn.Module, spec: ModelSpec) -> tuple[dict[str, float], float]:
         size = run_size(self.cfg, spec, self.data.num_items, self.mean_history)
-        side = model.encoder.side if family(spec.family).is_encoder else model.side
+        side = self._side_holder(model, spec).side
         if side is not None:
             size = replace(
                 size, embedding_params=size.embedding_params + sum(p.numel() for p in side.parameters())
@@ -169,6 +170,7 @@ class RankingTask:
         gen: torch.Generator, device: torch.device, precision: str,
     ) -> tuple[torch.Tensor, int]:  # fmt: skip
         items, ts, beh, example, label = (None if x is None else x.to(device) for x in batch)
+        assert items is not None and example is not None and label is not None
         if self._pools is None or self._pools[0].device != device:
             self._pools = tuple(torch.from_numpy(a).to(device) for a in self._pools_np)
             self._item_domain = torch.from_numpy(self.item_domain).to(device)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -12,6 +12,7 @@ from scalelab.data.sequences import SequenceData
 from scalelab.data.split import Split
 from scalelab.models import build_from_spec
 from scalelab.models.accounting import run_size
+from scalelab.models.base import RetrievalModel
 from scalelab.models.spec import ModelSpec
 from scalelab.training.batches import eval_set, train_set
 from scalelab.training.device import autocast
@@ -41,9 +42,10 @@ class RetrievalTask:
 
     def size(self, model: torch.nn.Module, spec: ModelSpec) -> tuple[dict[str, float], float]:
         size = run_size(self.cfg, spec, self.data.num_items)
-        if model.side is not None:
+        side = cast(RetrievalModel, model).side
+        if side is not None:
             size = replace(
-                size, embedding_params=size.embedding_params + sum(p.numel() for p in model.side.parameters())
+                size, embedding_params=size.embedding_params + sum(p.numel() for p in side.parameters())
             )
         return size.as_dict(), size.flops_per_epoch(self.num_targets)
 
@@ -62,7 +64,7 @@ class RetrievalTask:
         mask = targets != 0
         users = h[:, :-1][mask].float()
         tgt = targets[mask]
-        table = model.item_table()
+        table = cast(RetrievalModel, model).item_table()
         if t.loss == "sampled_softmax":
             groups = None
             if t.negatives_per == "sequence":  # the row (sequence) of every supervised position
@@ -78,4 +80,8 @@ class RetrievalTask:
         self, model: torch.nn.Module, which: str, device: torch.device, precision: str, seed: int,
         shard: tuple[int, int] | None,
     ) -> dict[str, float]:  # fmt: skip
-        return evaluate(model, self.sets[which], self.cfg.eval, device, precision, seed=seed, shard=shard)
+        data = self.sets[which]
+        assert data is not None, f"the split has no {which} events"
+        return evaluate(
+            cast(RetrievalModel, model), data, self.cfg.eval, device, precision, seed=seed, shard=shard
+        )

@@ -44,7 +44,7 @@ def run_with_tracking(
     try:
         summary = train_run(cfg, out, callbacks=[on_epoch], progress=progress)
     except RunFailed as e:  # diverged or out of memory
-        if logger is not None:
+        if logger is not None and outbox is not None:
             status = "oom" if e.__class__.__name__ == "OutOfMemory" else "diverged"
             logger.set_tags({"status": status, "failure_reason": str(e)})
             logger.finish("FAILED")
@@ -54,7 +54,7 @@ def run_with_tracking(
         if logger is not None:
             logger.finish("KILLED")
         raise
-    if logger is not None:
+    if logger is not None and outbox is not None:
         final = {f"final_{k}": v for k, v in summary["final"].items()}
         best = {f"best_{k}": v for k, v in summary["best_test"].items()}
         size = {k: v for k, v in summary["size"].items()}

@@ -1,21 +1,12 @@
 """What a run trains for. A task owns the training rows, the loss and the evaluation; the loop in
-`trainer.py` is shared. Adding a task is one new module with a class like `RetrievalTask` and one
+`trainer.py` is shared. Adding a task is one new module with a class that satisfies `Task` and one
 line in `TASKS`.
-
-Task interface (duck-typed):
-  num_rows, num_targets      training rows (user windows) and supervised targets per epoch
-  has_valid                  whether the split holds validation events
-  build_model(spec)          the model, with its side inputs attached
-  size(model, spec)          parameter counts and training FLOPs per target (a dict), and per epoch
-  batch(rows)                the tensors of some training rows (CPU)
-  loss(net, model, batch, gen, device, precision) -> (mean loss tensor, number of targets)
-  evaluate(model, which, device, precision, seed, shard) -> metrics of 'valid' or 'test'
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -26,6 +17,7 @@ from scalelab.data.sequences import SequenceData
 from scalelab.data.split import Split
 from scalelab.errors import DataError
 from scalelab.models.side import SideInputs
+from scalelab.models.spec import ModelSpec
 
 TASKS = {
     "retrieval": "scalelab.training.retrieval_task:RetrievalTask",
@@ -33,9 +25,52 @@ TASKS = {
 }
 
 
-def make_task(cfg: RunConfig, data: SequenceData, split: Split) -> Any:
+class HasSide(Protocol):
+    """A model that takes side inputs (RetrievalModel, DIN)."""
+
+    side: SideInputs | None
+
+
+class Task(Protocol):
+    """The interface the training loop uses."""
+
+    num_rows: int  # training rows (user windows) per epoch
+    num_targets: int  # supervised targets per epoch
+    has_valid: bool  # whether the split holds validation events
+    lengths: torch.Tensor  # (rows,) window lengths, for length bucketing
+    info: dict[str, Any]  # facts about the side inputs, for the run summary
+
+    def build_model(self, spec: ModelSpec) -> torch.nn.Module:
+        """The model, with its side inputs attached."""
+        ...
+
+    def size(self, model: torch.nn.Module, spec: ModelSpec) -> tuple[dict[str, float], float]:
+        """Parameter counts and training FLOPs per target (a dict), and FLOPs per epoch."""
+        ...
+
+    def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """The tensors of some training rows (CPU)."""
+        ...
+
+    def loss(
+        self, net: torch.nn.Module, model: torch.nn.Module, batch: tuple[torch.Tensor | None, ...],
+        gen: torch.Generator, device: torch.device, precision: str,
+    ) -> tuple[torch.Tensor, int]:  # fmt: skip
+        """Mean loss of a batch and its number of targets."""
+        ...
+
+    def evaluate(
+        self, model: torch.nn.Module, which: str, device: torch.device, precision: str, seed: int,
+        shard: tuple[int, int] | None,
+    ) -> dict[str, float]:  # fmt: skip
+        """Metrics on 'valid' or 'test'."""
+        ...
+
+
+def make_task(cfg: RunConfig, data: SequenceData, split: Split) -> Task:
     module, _, name = TASKS[cfg.task.kind].partition(":")
-    return getattr(importlib.import_module(module), name)(cfg, data, split)
+    task: Task = getattr(importlib.import_module(module), name)(cfg, data, split)
+    return task
 
 
 def item_domains(data: SequenceData) -> np.ndarray | None:
@@ -49,7 +84,8 @@ def item_domains(data: SequenceData) -> np.ndarray | None:
 
 def side_inputs(cfg: RunConfig, data: SequenceData, width: int) -> tuple[SideInputs | None, dict[str, Any]]:
     """The side inputs `cfg.features` asks for, and facts about them for the run summary."""
-    f, info = cfg.features, {}
+    f = cfg.features
+    info: dict[str, Any] = {}
     if not (f.domain or f.behaviour or f.item_features):
         return None, info
     domain = tokens = None

@@ -477,7 +477,7 @@ def _sharded_gradients(
         raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
     loop.opt.zero_grad(set_to_none=True)
     for j, p in enumerate(params):
-        grads = [g[j] for _, _, g in parts if g[j] is not None]
+        grads = [gj for _, _, g in parts if (gj := g[j]) is not None]
         if grads:
             total = grads[0].clone()
             for g in grads[1:]:
