@@ -11,6 +11,7 @@ import pandas as pd
 from scalelab.atomic import atomic_write, atomic_write_json
 from scalelab.config import RunConfig
 from scalelab.models.registry import resolve
+from scalelab.run_record import RunRecord, flat
 from scalelab.sweeps.spec import Cell
 
 STATE_FILE = "cells.json"
@@ -53,30 +54,19 @@ def cell_status(root: Path, cid: str, state: dict[str, dict[str, Any]]) -> str:
     return str(state.get(cid, {}).get("status", "pending"))
 
 
-def _flat(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(f"{prefix}{k}.", v))
-        elif isinstance(v, list):
-            out[f"{prefix}{k}"] = json.dumps(v)
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for cell in cells:
         cfg: RunConfig = cell.config
         spec = resolve(cfg.model, cfg.padded_len())
         s = trial_summary(root, cell.cell_id) or {}
+        rec = RunRecord.from_json(s)
         st = state.get(cell.cell_id, {})
         row: dict[str, Any] = {
             "cell_id": cell.cell_id,
             "name": cfg.name,
             "status": cell_status(root, cell.cell_id, state),
-            "failure_reason": s.get("failure_reason") or st.get("failure_reason"),
+            "failure_reason": rec.failure_reason or st.get("failure_reason"),
             "family": cfg.model.family,
             "depth": cfg.model.depth,
             "width": cfg.model.width,
@@ -86,22 +76,12 @@ def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]])
             "history_fraction": cfg.data.history_fraction,
             "seed": cfg.train.seed,
             "axes": json.dumps(cell.axes, sort_keys=True),
-            "epochs_run": s.get("epochs_run"),
-            "best_epoch": s.get("best_epoch"),
+            "epochs_run": None,
+            "best_epoch": None,
             "wall_time_s": st.get("wall_time_s"),
-            "device": s.get("device"),
         }
-        row.update(_flat("", s.get("size", {})))
-        row["flops_per_epoch"] = s.get("flops_per_epoch")
-        row.update(_flat("data_", {k: v for k, v in s.get("dataset", {}).items() if k != "cache_key"}))
-        row.update(_flat("final_", s.get("final", {})))
-        row.update(_flat("best_", s.get("best_test", {})))
-        row.update(_flat("valid_best_", s.get("best_valid", {})))
-        history = s.get("history") or []
-        if history:
-            row["final_loss"] = history[-1].get("loss")
-            row["mean_epoch_time_s"] = s.get("mean_epoch_time_s")
-        row.update(_flat("cfg.", cfg.model_dump(mode="json", exclude={"tracking", "name", "output_dir"})))
+        row.update(rec.table_fields())
+        row.update(flat("cfg.", cfg.model_dump(mode="json", exclude={"tracking", "name", "output_dir"})))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -25,6 +25,7 @@ from scalelab.data.split import make_split
 from scalelab.errors import UserError
 from scalelab.models.accounting import run_size, scored_negatives
 from scalelab.models.registry import resolve
+from scalelab.run_record import RunRecord
 from scalelab.sweeps import results as res
 from scalelab.sweeps.lock import ResultsLock
 from scalelab.sweeps.spec import Cell, SweepSpec
@@ -553,22 +554,13 @@ def record_summary(lg: Any, summary: dict[str, Any], sent: Sent | None = None) -
 
 
 def _log_final(lg: Any, summary: dict[str, Any]) -> None:
-    """The run's results, one value per name: every test metric at the selected epoch (the best
-    validation epoch when the run has a validation split, else the last) under its plain name
-    (hr_at_10, ndcg_at_10, ...), sizes, dataset statistics and FLOPs. The per-epoch series are the
-    `valid_*` / `test_*` metrics logged every evaluation; their last point is the last epoch."""
-    selected = summary.get("best_test") or summary.get("final", {})
-    metrics: dict[str, float] = dict(selected)
-    metrics.update({k: v for k, v in summary.get("size", {}).items() if isinstance(v, (int, float))})
-    metrics.update(
-        {f"data_{k}": v for k, v in summary.get("dataset", {}).items() if isinstance(v, (int, float))}
-    )
-    if summary.get("flops_per_epoch") is not None:
-        metrics["flops_per_epoch"] = summary["flops_per_epoch"]
-    for k in ("epochs_run", "best_epoch"):
-        if summary.get(k) is not None:
-            metrics[k] = summary[k]
-    lg.log_metrics(metrics, step=int(summary.get("epochs_run") or 0))
+    """The run's results, one value per name (`RunRecord.tracking_metrics`): every test metric at
+    the selected epoch (the best validation epoch when the run has a validation split, else the
+    last) under its plain name (hr_at_10, ndcg_at_10, ...), sizes, dataset statistics and FLOPs. The
+    per-epoch series are the `valid_*` / `test_*` metrics logged every evaluation; their last point
+    is the last epoch."""
+    rec = RunRecord.from_json(summary)
+    lg.log_metrics(rec.tracking_metrics(), step=int(rec.epochs_run or 0))
 
 
 DONE_STATUSES = ("finished", "diverged", "failed", "oom")  # a cell that ended, one way or the other

@@ -7,6 +7,7 @@ from typing import Any
 
 from scalelab.config import RunConfig
 from scalelab.errors import RunFailed, UserError
+from scalelab.run_record import RunRecord
 from scalelab.tracking.mlflow_run import Outbox, RunLogger
 from scalelab.training.trainer import EpochRecord, default_output_dir, train_run
 
@@ -55,24 +56,22 @@ def run_with_tracking(
             logger.finish("KILLED")
         raise
     if logger is not None and outbox is not None:
-        final = {f"final_{k}": v for k, v in summary["final"].items()}
-        best = {f"best_{k}": v for k, v in summary["best_test"].items()}
-        size = {k: v for k, v in summary["size"].items()}
+        rec = RunRecord.from_json(summary)
         logger.log_metrics(
             {
-                **final,
-                **best,
-                **size,
-                **{f"data_{k}": v for k, v in summary["dataset"].items() if isinstance(v, (int, float))},
+                **{f"final_{k}": v for k, v in rec.final.items()},
+                **{f"best_{k}": v for k, v in rec.best_test.items()},
+                **rec.size,
+                **{f"data_{k}": v for k, v in rec.dataset.items() if isinstance(v, (int, float))},
             },
-            step=summary["epochs_run"],
+            step=rec.epochs_run or 0,
         )
         logger.set_tags(
             {
-                "status": summary["status"],
-                "stop_reason": summary["stop_reason"],
-                "device": summary["device"],
-                "git_commit": summary["git_commit"] or "",
+                "status": rec.status,
+                "stop_reason": rec.stop_reason or "",
+                "device": rec.device,
+                "git_commit": rec.git_commit or "",
             }
         )
         logger.log_artifact(out / "summary.json")

@@ -14,7 +14,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,11 @@ from scalelab.errors import (
 )
 from scalelab.models import resolve
 from scalelab.models.blocks import dropout_generator
+from scalelab.run_record import RunRecord
 from scalelab.training import checkpoint as ckpt
 from scalelab.training.cpu_workers import Workers, worker_count
 from scalelab.training.device import peak_memory_bytes, reset_peak_memory, resolve_device
-from scalelab.training.tasks import make_task
+from scalelab.training.tasks import Task, make_task
 
 WARMUP_STEPS = 3  # steps of the first epoch excluded from throughput
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
@@ -129,199 +130,251 @@ def train_run(
     callbacks: list[Callback] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Train (or resume) the run of `cfg` in `output_dir`; returns the summary (also in summary.json)."""
-    t_begin = time.perf_counter()
-    out = (output_dir or default_output_dir(cfg)).resolve()
-    device = resolve_device(cfg.train.device)
-    par = Parallel.current()
-    if par.world > 1 and worker_count(device, cfg.train.cpu_workers) > 1:
-        raise ConfigError(
-            "train.cpu_workers: worker threads do not combine with several training processes (set it to 1)"
-        )
-    fp = ckpt.fingerprint(cfg)
-    ckpt_path, best_path = out / "checkpoint.pt", out / "best.pt"
-    state = ckpt.load(ckpt_path, device, fp) if ckpt_path.exists() else None
+    """Train (or resume) the run of `cfg` in `output_dir`; returns the summary (also in summary.json,
+    the JSON form of `RunRecord`)."""
+    return Trainer(cfg, output_dir, callbacks, progress).run().to_json()
 
-    # ---- data
-    data = load_dataset(cfg.data)
-    split = make_split(data, cfg.data.split, cfg.data.max_seq_len)
-    task = make_task(cfg, data, split)
-    apen = apen_summary(data.ptr, data.items, m=2, last=50)
-    entropy, by_m = choose_m(data.ptr, data.items, m_max=2, last=50)
-    dataset_stats = {
-        "users": data.num_users,
-        "items": data.num_items,
-        "interactions": data.num_interactions,
-        "train_users": task.num_rows,
-        "train_targets_per_epoch": task.num_targets,
-        "apen_m2_last50_per_user": apen.per_user_mean,
-        "apen_m2_last50_pooled": apen.pooled,
-        # the data-quality term (scalelab/data/cond_entropy.py): H(next | previous m) at the largest m
-        # the data covers, and at every m <= 2 with its coverage, so a fit can use one m for all rows
-        "entropy": entropy.value,
-        "entropy_m": entropy.m,
-        **{f"entropy_m{e.m}": e.value for e in by_m},
-        **{f"entropy_m{e.m}_coverage": e.coverage for e in by_m},
-        "cache_key": data.meta.get("cache_key") or data.meta.get("cache", {}).get("key"),
-    }
 
-    # ---- model and optimiser
-    spec = resolve(cfg.model, cfg.padded_len())
-    torch.manual_seed(cfg.train.seed)
-    model = task.build_model(spec).to(device)
-    if cfg.train.compile:
-        _compile(model)
-    net = par.wrap(model, device)  # DistributedDataParallel when several workers train together
-    size, flops_per_epoch = task.size(model, spec)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
-    )
-    steps_per_epoch = math.ceil(task.num_rows / cfg.train.batch_size)
-    total_steps = steps_per_epoch * cfg.train.epochs
-    if cfg.train.token_budget:
-        total_steps = min(
-            total_steps, math.ceil(cfg.train.token_budget / max(1, task.num_targets) * steps_per_epoch)
-        )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
+@dataclass
+class _Best:
+    """The epoch selected so far on the monitored metric, with its metrics."""
 
-    start_epoch, history, best, targets_seen = 0, [], None, 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch, history, best = state["epoch"], state["history"], state["best"]
-        targets_seen = state["targets_seen"]
+    epoch: int
+    value: float
+    valid: dict[str, float]
+    test: dict[str, float]
 
-    summary: dict[str, Any] = {
-        "name": cfg.name,
-        "status": "running",
-        "config": dump_config(cfg),
-        "fingerprint": fp,
-        "output_dir": str(out),
-        "device": str(device),
-        "versions": _versions(),
-        "git_commit": _git_commit(),
-        "dataset": dataset_stats,
-        "task": cfg.task.kind,
-        "size": size,
-        "flops_per_epoch": flops_per_epoch,
-        **({"side_inputs": task.info} if task.info else {}),
-        "resumed_from_epoch": start_epoch if state is not None else None,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    monitor = cfg.monitor()
-    patience_left = cfg.train.patience
-    if state is not None and cfg.train.patience is not None and state.get("patience_left") is not None:
-        patience_left = state["patience_left"]
 
-    injected = faults.active(out)
-    loop = _Loop(cfg, task, model, net, par, opt, sched, device)
-    lower_is_better = monitor.startswith("logloss")
-    bar = _Progress(progress, cfg.train.epochs, steps_per_epoch)
-    stop_reason = "epochs"
-    try:
-        for epoch in range(start_epoch, cfg.train.epochs):
-            if cfg.train.token_budget and targets_seen >= cfg.train.token_budget:
-                stop_reason = "token_budget"
-                break
-            record = _train_epoch(loop, epoch, bar, first=(epoch == start_epoch), out=out, injected=injected)
-            targets_seen += record.targets
-            if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
-                for which in ("valid", "test") if task.has_valid else ("test",):
-                    metrics = task.evaluate(
-                        model, which, device, cfg.train.precision, cfg.train.seed, par.shard
-                    )
-                    setattr(record, which, metrics)
-                watched = record.valid if task.has_valid else record.test
-                if monitor not in watched:
-                    raise ValueError(
-                        f"eval.monitor {monitor!r} is not a computed metric ({', '.join(watched)})"
-                    )
-                value = watched[monitor]
-                if best is None or (value < best["value"] if lower_is_better else value > best["value"]):
-                    best = {
-                        "epoch": record.epoch,
-                        "value": watched[monitor],
-                        "valid": record.valid,
-                        "test": record.test,
-                    }
-                    if par.rank == 0:
-                        ckpt.atomic_save({"model": model.state_dict(), "epoch": record.epoch}, best_path)
-                    patience_left = cfg.train.patience
-                elif patience_left is not None:
-                    patience_left -= 1
-            entry: dict[str, Any] = {"epoch": record.epoch, **record.flat()}
-            if cfg.tracking.step_metrics:
-                entry["step_losses"], entry["first_step"] = record.step_losses, record.first_step
-            history.append(entry)
-            faults.before_checkpoint(out, injected, record.epoch)
-            par.save(
-                fp,
-                {
-                    "fingerprint": fp,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "best": best,
-                    "targets_seen": targets_seen,
-                    "patience_left": patience_left,
-                    "rng": {"torch": torch.get_rng_state()},
-                },
-                ckpt_path,
+class Trainer:
+    """One run: `setup` (checkpoint check, data, task, model, optimiser, resume state), then per epoch
+    `train_epoch`, `evaluate` (selection and early stopping) and `checkpoint`; `run` drives them and
+    returns the run's `RunRecord`."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        output_dir: Path | None = None,
+        callbacks: list[Callback] | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.t_begin = time.perf_counter()
+        self.cfg = cfg
+        self.out = (output_dir or default_output_dir(cfg)).resolve()
+        self.callbacks = callbacks or []
+        self.progress = progress
+        self.device = resolve_device(cfg.train.device)
+        self.par = Parallel.current()
+        if self.par.world > 1 and worker_count(self.device, cfg.train.cpu_workers) > 1:
+            raise ConfigError(
+                "train.cpu_workers: worker threads do not combine with several training processes (set it to 1)"
             )
-            bar.epoch_done(record)
-            for cb in callbacks or []:
-                cb(record)
-            faults.after_epoch(out, injected)
-            if patience_left is not None and patience_left <= 0:
-                stop_reason = "early_stopping"
-                break
-    except TrainingDiverged as e:
-        summary.update(status="diverged", failure_reason=str(e), history=history)
-        if par.rank == 0:
-            ckpt.atomic_write_json(summary, out / "summary.json")
-        raise
-    except OutOfMemory as e:
-        summary.update(status="oom", failure_reason=str(e), history=history)
-        if par.rank == 0:
-            ckpt.atomic_write_json(summary, out / "summary.json")
-        raise
-    except OSError as e:
-        if e.errno in _STORAGE_ERRNOS:  # disk full, read-only, quota: the last checkpoint is intact
-            raise StorageError(
-                f"cannot write {e.filename or out}: {e.strerror}; the run stopped after its last complete "
-                f"checkpoint (epoch {len(history) - 1 if history else 0}) and resumes from it once there is space"
-            ) from None
-        raise
-    finally:
-        bar.close()
+        self.fp = ckpt.fingerprint(cfg)
+        self.ckpt_path, self.best_path = self.out / "checkpoint.pt", self.out / "best.pt"
+        self.monitor = cfg.monitor()
+        self.lower_is_better = self.monitor.startswith("logloss")
+        # the training state a checkpoint carries
+        self.start_epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: _Best | None = None
+        self.targets_seen = 0
+        self.patience_left = cfg.train.patience
 
-    # ---- final metrics
-    final_test = history[-1].get("test_" + monitor) if history else None
-    summary.update(
-        status="finished",
-        stop_reason=stop_reason,
-        epochs_run=history[-1]["epoch"] if history else 0,
-        targets_seen=targets_seen,
-        history=history,
-        final={k.removeprefix("test_"): v for k, v in history[-1].items() if k.startswith("test_")}
-        if history
-        else {},
-        best_epoch=best["epoch"] if best else None,
-        best_valid=best["valid"] if best else {},
-        best_test=best["test"] if best else {},
-        monitor=monitor,
-        selection="validation" if task.has_valid else "test (no validation split: optimistic)",
-        mean_epoch_time_s=float(np.mean([h["epoch_time_s"] for h in history])) if history else None,
-    )
-    summary["final_monitor"] = final_test
-    summary["run_time_s"] = time.perf_counter() - t_begin  # this invocation: data, model, epochs, evals
-    summary["workers"] = par.world
-    if par.rank == 0:
-        ckpt.atomic_write_json(summary, out / "summary.json")
-    return summary
+    # ---------------------------------------------------------------------------------- setup
+
+    def setup(self) -> None:
+        cfg, device = self.cfg, self.device
+        state = ckpt.load(self.ckpt_path, device, self.fp) if self.ckpt_path.exists() else None
+        data = load_dataset(cfg.data)
+        split = make_split(data, cfg.data.split, cfg.data.max_seq_len)
+        self.task = task = make_task(cfg, data, split)
+        apen = apen_summary(data.ptr, data.items, m=2, last=50)
+        entropy, by_m = choose_m(data.ptr, data.items, m_max=2, last=50)
+        dataset_stats = {
+            "users": data.num_users,
+            "items": data.num_items,
+            "interactions": data.num_interactions,
+            "train_users": task.num_rows,
+            "train_targets_per_epoch": task.num_targets,
+            "apen_m2_last50_per_user": apen.per_user_mean,
+            "apen_m2_last50_pooled": apen.pooled,
+            # the data-quality term (scalelab/data/cond_entropy.py): H(next | previous m) at the largest
+            # m the data covers, and at every m <= 2 with its coverage, so a fit can use one m for all rows
+            "entropy": entropy.value,
+            "entropy_m": entropy.m,
+            **{f"entropy_m{e.m}": e.value for e in by_m},
+            **{f"entropy_m{e.m}_coverage": e.coverage for e in by_m},
+            "cache_key": data.meta.get("cache_key") or data.meta.get("cache", {}).get("key"),
+        }
+
+        spec = resolve(cfg.model, cfg.padded_len())
+        torch.manual_seed(cfg.train.seed)
+        self.model = model = task.build_model(spec).to(device)
+        if cfg.train.compile:
+            _compile(model)
+        net = self.par.wrap(model, device)  # DistributedDataParallel when several workers train together
+        size, flops_per_epoch = task.size(model, spec)
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=cfg.train.lr, betas=cfg.train.betas, weight_decay=cfg.train.weight_decay
+        )
+        self.steps_per_epoch = math.ceil(task.num_rows / cfg.train.batch_size)
+        total_steps = self.steps_per_epoch * cfg.train.epochs
+        if cfg.train.token_budget:
+            total_steps = min(
+                total_steps,
+                math.ceil(cfg.train.token_budget / max(1, task.num_targets) * self.steps_per_epoch),
+            )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
+        if state is not None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            self.start_epoch, self.history = state["epoch"], state["history"]
+            self.best = _Best(**{k: v for k, v in state["best"].items()}) if state["best"] else None
+            self.targets_seen = state["targets_seen"]
+            if cfg.train.patience is not None and state.get("patience_left") is not None:
+                self.patience_left = state["patience_left"]
+        self.loop = _Loop(cfg, task, model, net, self.par, opt, sched, device)
+        self.record = RunRecord(
+            name=cfg.name,
+            status="running",
+            config=dump_config(cfg),
+            fingerprint=self.fp,
+            output_dir=str(self.out),
+            device=str(device),
+            versions=_versions(),
+            git_commit=_git_commit(),
+            dataset=dataset_stats,
+            task=cfg.task.kind,
+            size=size,
+            flops_per_epoch=flops_per_epoch,
+            side_inputs=task.info or None,
+            resumed_from_epoch=self.start_epoch if state is not None else None,
+        )
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------------------- the steps
+
+    def train_epoch(self, epoch: int, bar: _Progress, injected: set[str]) -> EpochRecord:
+        """One pass over the training rows (epoch is 0-based)."""
+        record = _train_epoch(
+            self.loop, epoch, bar, first=(epoch == self.start_epoch), out=self.out, injected=injected
+        )
+        self.targets_seen += record.targets
+        return record
+
+    def evaluate(self, record: EpochRecord) -> None:
+        """Validation and test metrics into `record`; keeps the best epoch (and its weights) on the
+        monitored metric and counts down the patience."""
+        cfg, task = self.cfg, self.task
+        for which in ("valid", "test") if task.has_valid else ("test",):
+            metrics = task.evaluate(
+                self.model, which, self.device, cfg.train.precision, cfg.train.seed, self.par.shard
+            )
+            setattr(record, which, metrics)
+        watched = record.valid if task.has_valid else record.test
+        if self.monitor not in watched:
+            raise ValueError(f"eval.monitor {self.monitor!r} is not a computed metric ({', '.join(watched)})")
+        value = watched[self.monitor]
+        best = self.best
+        if best is None or (value < best.value if self.lower_is_better else value > best.value):
+            self.best = _Best(record.epoch, value, record.valid, record.test)
+            if self.par.rank == 0:
+                ckpt.atomic_save({"model": self.model.state_dict(), "epoch": record.epoch}, self.best_path)
+            self.patience_left = cfg.train.patience
+        elif self.patience_left is not None:
+            self.patience_left -= 1
+
+    def checkpoint(self, epoch: int) -> None:
+        """Everything a resumed run needs to continue exactly, written atomically (epoch 0-based)."""
+        loop = self.loop
+        self.par.save(
+            self.fp,
+            {
+                "fingerprint": self.fp,
+                "model": self.model.state_dict(),
+                "optimizer": loop.opt.state_dict(),
+                "scheduler": loop.sched.state_dict(),
+                "epoch": epoch + 1,
+                "history": self.history,
+                "best": asdict(self.best) if self.best else None,
+                "targets_seen": self.targets_seen,
+                "patience_left": self.patience_left,
+                "rng": {"torch": torch.get_rng_state()},
+            },
+            self.ckpt_path,
+        )
+
+    # ------------------------------------------------------------------------------------ run
+
+    def run(self) -> RunRecord:
+        self.setup()
+        cfg, out = self.cfg, self.out
+        injected = faults.active(out)
+        bar = _Progress(self.progress, cfg.train.epochs, self.steps_per_epoch)
+        stop_reason = "epochs"
+        try:
+            for epoch in range(self.start_epoch, cfg.train.epochs):
+                if cfg.train.token_budget and self.targets_seen >= cfg.train.token_budget:
+                    stop_reason = "token_budget"
+                    break
+                record = self.train_epoch(epoch, bar, injected)
+                if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
+                    self.evaluate(record)
+                entry: dict[str, Any] = {"epoch": record.epoch, **record.flat()}
+                if cfg.tracking.step_metrics:
+                    entry["step_losses"], entry["first_step"] = record.step_losses, record.first_step
+                self.history.append(entry)
+                faults.before_checkpoint(out, injected, record.epoch)
+                self.checkpoint(epoch)
+                bar.epoch_done(record)
+                for cb in self.callbacks:
+                    cb(record)
+                faults.after_epoch(out, injected)
+                if self.patience_left is not None and self.patience_left <= 0:
+                    stop_reason = "early_stopping"
+                    break
+        except (TrainingDiverged, OutOfMemory) as e:
+            self._failed("diverged" if isinstance(e, TrainingDiverged) else "oom", str(e))
+            raise
+        except OSError as e:
+            if e.errno in _STORAGE_ERRNOS:  # disk full, read-only, quota: the last checkpoint is intact
+                last = len(self.history) - 1 if self.history else 0
+                raise StorageError(
+                    f"cannot write {e.filename or out}: {e.strerror}; the run stopped after its last complete "
+                    f"checkpoint (epoch {last}) and resumes from it once there is space"
+                ) from None
+            raise
+        finally:
+            bar.close()
+        return self._finished(stop_reason)
+
+    def _failed(self, status: str, reason: str) -> None:
+        self.record.status, self.record.failure_reason, self.record.history = status, reason, self.history
+        if self.par.rank == 0:
+            ckpt.atomic_write_json(self.record.to_json(), self.out / "summary.json")
+
+    def _finished(self, stop_reason: str) -> RunRecord:
+        history, best, r = self.history, self.best, self.record
+        r.status, r.stop_reason, r.history = "finished", stop_reason, history
+        r.epochs_run = history[-1]["epoch"] if history else 0
+        r.targets_seen = self.targets_seen
+        r.final = (
+            {k.removeprefix("test_"): v for k, v in history[-1].items() if k.startswith("test_")}
+            if history
+            else {}
+        )
+        r.best_epoch = best.epoch if best else None
+        r.best_valid = best.valid if best else {}
+        r.best_test = best.test if best else {}
+        r.monitor = self.monitor
+        r.selection = "validation" if self.task.has_valid else "test (no validation split: optimistic)"
+        r.mean_epoch_time_s = float(np.mean([h["epoch_time_s"] for h in history])) if history else None
+        r.final_monitor = history[-1].get("test_" + self.monitor) if history else None
+        r.run_time_s = time.perf_counter() - self.t_begin  # this invocation: data, model, epochs, evals
+        r.workers = self.par.world
+        if self.par.rank == 0:
+            ckpt.atomic_write_json(r.to_json(), self.out / "summary.json")
+        return r
 
 
 def _compile(model: torch.nn.Module) -> None:
@@ -337,7 +390,7 @@ class _Loop:
     """What every training step uses."""
 
     cfg: RunConfig
-    task: Any  # see scalelab/training/tasks.py
+    task: Task
     model: torch.nn.Module
     net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
     par: Parallel
@@ -376,8 +429,9 @@ def _train_epoch(
                 mine = rows[par.rank :: par.world]
                 # interleaved shards: with length buckets each thread gets an equal share of the lengths
                 shards = [loop.task.batch(mine[i::threads]) for i in range(min(threads, len(mine)))]
-                slots += sum(b[0].numel() for b in shards)  # positions computed, padding included
-                real += sum(int((b[0] != 0).sum()) for b in shards)
+                items = [b[0] for b in shards if b[0] is not None]  # every task's batch leads with item ids
+                slots += sum(x.numel() for x in items)  # positions computed, padding included
+                real += sum(int((x != 0).sum()) for x in items)
                 value, n = _train_step(loop, shards, gen, workers, nan="nan" in injected and step == 0)
             except TrainingDiverged as e:
                 raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
@@ -422,7 +476,7 @@ def _batches(
 
 def _train_step(
     loop: _Loop,
-    shards: list[tuple[torch.Tensor, ...]],
+    shards: list[tuple[torch.Tensor | None, ...]],
     gen: torch.Generator,
     workers: Workers,
     nan: bool = False,
@@ -451,7 +505,11 @@ def _train_step(
 
 
 def _sharded_gradients(
-    loop: _Loop, shards: list[tuple[torch.Tensor, ...]], gen: torch.Generator, workers: Workers, nan: bool
+    loop: _Loop,
+    shards: list[tuple[torch.Tensor | None, ...]],
+    gen: torch.Generator,
+    workers: Workers,
+    nan: bool,
 ) -> tuple[float, int]:
     """Gradient of the mean loss over all shards' targets into the parameters' .grad, each shard's
     forward and backward on its own worker thread (cpu_workers.py). Shard i draws negatives and
