@@ -10,6 +10,7 @@ either way: the results table (every cell of the sweep), never cut to the termin
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,46 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from scalelab.sweeps.runner import Counts, TrialView
+
+@dataclass
+class TrialView:
+    """What the progress display shows of one trial this invocation runs."""
+
+    name: str
+    epochs: int
+    state: str = "pending"  # pending | running | finished | diverged | oom | failed
+    epoch: int = 0
+    loss: float | None = None
+    metric: float | None = None  # the monitored metric, validation when the run has a validation split
+    started: float | None = None
+    ended: float | None = None
+    reason: str = ""
+
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.ended or time.time()) - self.started
+
+
+@dataclass
+class Counts:
+    total: int
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    diverged: int = 0
+    skipped: int = 0
+    best: tuple[str, float] | None = None
+    started: float = field(default_factory=time.time)
+    finished_times: list[float] = field(default_factory=list)
+    metric: str = "ndcg@10"  # the monitored metric (named in the display)
+    split: str = "valid"  # where it is measured during training: valid, or test without a validation split
+    trials: dict[str, TrialView] = field(default_factory=dict)  # cell id -> view, for cells run now
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.done - self.running - self.failed - self.diverged - self.skipped
+
 
 STATE_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "diverged": "red", "oom": "red"}
 MAX_ROWS = 24  # running trials first, then the most recently ended ones
