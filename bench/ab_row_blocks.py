@@ -23,7 +23,8 @@ from common import machine, ml1m_path, write_record
 
 import scalelab.models.fuxi_alpha as fuxi
 import scalelab.models.hstu as hstu
-from scalelab.models.blocks import causal_silu_attention, pointwise_silu_attention
+from scalelab.models.blocks import pointwise_silu_attention
+from scalelab.models.kernels import causal_silu_attention
 
 
 def square(q, k, v, bias_rows, divisor, row_block=32):  # the whole square, bias built in one piece

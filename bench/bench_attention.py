@@ -28,16 +28,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_record
 
-from scalelab.models.blocks import (
-    RelativeBias,
-    _LeanPointwiseAttention,
-    causal_mask,
-    causal_silu_attention,
-    pair_time_buckets,
-)
+from scalelab.models.blocks import RelativeBias, causal_mask
+from scalelab.models.kernels import _LeanPointwiseAttention, causal_silu_attention, pair_time_buckets
 
 
-def lean(q, k, v, rab, buckets, divisor):  # what pointwise_silu_attention trains with on accelerators
+def lean(q, k, v, rab, buckets, divisor):  # what kernels.silu_attention trains with on accelerators
     w = causal_mask(q.shape[-2], q.device).to(q.dtype) / divisor
     return _LeanPointwiseAttention.apply(q, k, v, rab(q.shape[-2], buckets), w)
 

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from test_training import SMALL as TRAINING_SMALL
 
 from scalelab.config import load_config
-from scalelab.models.blocks import Dropout, causal_mask, dropout_generator, softmax_attention
+from scalelab.models.blocks import Dropout, causal_mask, softmax_attention
+from scalelab.models.rng import dropout_generator
 from scalelab.training.cpu_workers import Workers, worker_count
 from scalelab.training.trainer import train_run
 

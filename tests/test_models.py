@@ -14,10 +14,10 @@ from scalelab.models.accounting import size_report
 from scalelab.models.blocks import (
     RelativeBias,
     next_timestamps,
-    pair_time_buckets,
     softmax_attention,
     time_buckets,
 )
+from scalelab.models.kernels import pair_time_buckets
 from scalelab.models.registry import FAMILIES
 
 FAMILY_NAMES = [f for f, fam in FAMILIES.items() if "retrieval" in fam.tasks]  # sequence encoders
@@ -322,7 +322,8 @@ def test_last_state_fast_path_equals_full_forward(variant: dict) -> None:
 def test_lean_pointwise_attention_gradients(bias_shape) -> None:
     """The memory-lean HSTU attention (one saved score tensor, the attention recomputed in the
     backward pass) has the gradients of its formula (finite differences, float64)."""
-    from scalelab.models.blocks import _LeanPointwiseAttention, causal_mask
+    from scalelab.models.blocks import causal_mask
+    from scalelab.models.kernels import _LeanPointwiseAttention
 
     torch.manual_seed(0)
     q, k = (torch.randn(2, 3, 5, 4, dtype=torch.double, requires_grad=True) for _ in range(2))
@@ -368,7 +369,7 @@ def test_pair_time_buckets_fill_the_causal_triangle_exactly(n: int, row_block: i
 def test_int32_time_buckets_equal_the_edge_count() -> None:
     """The float64-log bucketing of int32 gaps agrees with counting bucket edges (searchsorted) at
     every edge below 2^31 (+-3) and on random gaps."""
-    from scalelab.models.blocks import _int32_time_buckets
+    from scalelab.models.kernels import _int32_time_buckets
 
     edges = [math.ceil(math.exp(0.301 * k)) for k in range(1, 72)]  # edge 72 is past 2^31
     gaps = [g for e in edges for g in range(e - 3, e + 4) if 0 <= g < 2**31]
@@ -382,12 +383,8 @@ def test_int32_time_buckets_equal_the_edge_count() -> None:
 def test_causal_row_block_attention_equals_the_square(row_block: int) -> None:
     """HSTU attention a row block at a time (causal triangle, per-block bias) has the values and
     gradients (float64, every input and both bias tables) of the full (n, n) computation."""
-    from scalelab.models.blocks import (
-        causal_silu_attention,
-        pointwise_silu_attention,
-        relative_times,
-        time_bucket_rows,
-    )
+    from scalelab.models.blocks import pointwise_silu_attention
+    from scalelab.models.kernels import causal_silu_attention, relative_times, time_bucket_rows
 
     torch.manual_seed(0)
     n, max_len = 37, 40

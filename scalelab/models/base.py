@@ -14,14 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalelab.models.blocks import (
-    Dropout,
-    TimeBucketing,
-    next_timestamps,
-    pair_time_buckets,
-    relative_times,
-    time_bucket_rows,
-)
+from scalelab.models.blocks import Dropout, TimeBucketing, next_timestamps
+from scalelab.models.kernels import pair_time_buckets, relative_times, time_bucket_rows
 from scalelab.models.side import SideInputs
 from scalelab.models.spec import ModelSpec
 
@@ -45,7 +39,7 @@ class Context:
 
     @property
     def time_buckets(self) -> torch.Tensor | None:
-        """(B, n, n) bucket(t_{i+1} - t_j) (lower triangle, see blocks.pair_time_buckets)."""
+        """(B, n, n) bucket(t_{i+1} - t_j) (lower triangle, see kernels.pair_time_buckets)."""
         if self._buckets is None and self.next_t is not None and self.timestamps is not None:
             self._buckets = pair_time_buckets(self.next_t, self.timestamps, bucketing=self.bucketing)
         return self._buckets

@@ -50,7 +50,7 @@ class FuXiBlock(nn.Module):
         parts = F.silu(rms_norm(x) @ self.uvqk).split(self.splits, dim=-1)
         u, v = parts[0], split_heads(parts[1], self.spec.heads)  # v: (B, H, n, d)
         q, k = (split_heads(p, self.spec.heads) for p in parts[2:]) if len(parts) > 2 else (None, None)
-        # CPU: the causal triangle ROW_BLOCK query rows at a time (see blocks.causal_silu_attention);
+        # CPU: the causal triangle ROW_BLOCK query rows at a time (see kernels.causal_silu_attention);
         # accelerators: one block of all n rows
         step = ROW_BLOCK if x.device.type == "cpu" else n
         rows = [self._channels(r0, min(n, r0 + step), q, k, v, ctx) for r0 in range(0, n, step)]

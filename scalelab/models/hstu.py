@@ -19,13 +19,12 @@ from scalelab.models.base import BlockStack, Context, RetrievalModel
 from scalelab.models.blocks import (
     Dropout,
     RelativeBias,
-    causal_silu_attention,
     layer_norm,
     merge_heads,
-    pointwise_silu_attention,
     softmax_attention,
     split_heads,
 )
+from scalelab.models.kernels import causal_silu_attention, silu_attention
 from scalelab.models.spec import ModelSpec
 
 
@@ -64,7 +63,7 @@ class HSTUBlock(nn.Module):
         else:
             bias = self.rab(x.shape[1], ctx.time_buckets) if self.rab is not None else None
             if self.spec.attention == "silu":
-                o = pointwise_silu_attention(q, k, v, bias, divisor)
+                o = silu_attention(q, k, v, bias, divisor)
             else:
                 o = softmax_attention(q, k, v, bias)
         o = layer_norm(merge_heads(o))
@@ -87,7 +86,7 @@ class HSTUBlock(nn.Module):
         u = F.silu(hq @ col["u"]) if self.spec.gate else None  # (B, 1, H*d)
         bias = self.rab.row_bias(last, n, ctx.last_row_buckets(last)) if self.rab is not None else None
         keep = (torch.arange(n, device=x.device)[None, :] <= last[:, None])[:, None, None, :]  # (B, 1, 1, n)
-        o = pointwise_silu_attention(q, k, v, bias, float(self.spec.max_len), keep)
+        o = silu_attention(q, k, v, bias, float(self.spec.max_len), keep)
         o = layer_norm(merge_heads(o))  # (B, 1, H*d)
         y = x[rows, last][:, None] + self.o(self.dropout(u * o if u is not None else o))
         return y[:, 0]

@@ -12,7 +12,7 @@ Written here because PyTorch has no in-process data parallelism on CPU (Distribu
 needs a process per worker and a collective per step).
 
 Gradient mode, inference mode and autocast are thread-local in PyTorch: the functions run in the
-workers set their own. Randomness in a worker comes from its own generators (`blocks.dropout_generator`),
+workers set their own. Randomness in a worker comes from its own generators (`rng.dropout_generator`),
 so a run with a given number of workers is reproducible.
 """
 

@@ -35,7 +35,7 @@ from scalelab.errors import (
     is_out_of_memory,
 )
 from scalelab.models import resolve
-from scalelab.models.blocks import dropout_generator
+from scalelab.models.rng import dropout_generator
 from scalelab.run_record import RunRecord
 from scalelab.training import checkpoint as ckpt
 from scalelab.training.cpu_workers import Workers, worker_count
