@@ -6,7 +6,8 @@
     result.params, result.ci, result.r2, result.holdout, result.warnings
     best_config(result, candidates, region)      # the decision, with its bootstrap interval
 
-Adding a law is one file with a `Law` subclass (its options declared in `OPTIONS`) and one line\nin `LAWS`; nothing else branches on the law.
+Adding a law is one file with a `Law` subclass (its options declared in `OPTIONS`) and one line
+in `LAWS`; nothing else branches on the law.
 """
 
 from __future__ import annotations

@@ -1,0 +1,292 @@
+"""Adaptive sweeps against a full grid, random search and ASHA on synthetic truth (results/reference/adaptive.md).
+
+Truth: a Performance Law over depth x width (10 x 8 grid, interior optimum at depth 12, width 48 on
+the grid) at two noise levels; a surface not of the law's form (a tilted quadratic bowl in log depth
+and log width, best at depth 8, width 64), fitted with the Performance Law all the same; and a Chinchilla loss over parameters x tokens (8 x 8 grid) where the
+decision is the best cell within a compute budget (6 N D <= 6e15). Each cell's training is simulated
+as a validation curve over 27 epochs that saturates towards the cell's noisy final value, more slowly
+for larger cells (tau = 2 + 1.5 log10(cost / cheapest)), with per-evaluation noise; a cell's cost is
+its compute (depth x width^2, or 6 N D), spent in proportion to the epochs it trains.
+
+Strategies, each seed of each case:
+- full grid: every cell trained to the end; the law fitted to all of them decides;
+- random: cells in random order until the adaptive run's compute (equal budget), and until the
+  smallest budget that reaches 90% reliability over the seeds; the law decides;
+- adaptive: `fitters.adaptive.AdaptiveDesigner` (law-guided waves, stop when settled), cells trained to the end;
+- adaptive + curves: the same, a cell stopped at epoch 9 or 18 when its predicted final
+  (`fitters.curves.predict_final`) cannot beat the current decision's predicted value, the predicted
+  final standing in for the measured one;
+- ASHA (successive halving, reduction factor 3, rungs 1/3/9/27 epochs, every cell started): the best
+  cell trained to the end, no law.
+Success: the recommended cell is within one grid step of the true best cell.
+
+    .venv/bin/python bench/adaptive_synthetic.py             # 20 seeds per case, writes adaptive_synthetic.json
+    .venv/bin/python bench/adaptive_synthetic.py --seeds 3   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fitters import fit, make_law
+from fitters.adaptive import AdaptiveDesigner, Grid
+from fitters.base import Law
+from fitters.curves import can_matter, predict_final
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = 27
+CHECKS = (9, 18)  # epochs at which adaptive + curves may stop a cell
+RUNGS = (1, 3, 9, 27)  # ASHA
+BUDGETS = (0.1, 0.15, 0.2, 0.25, 0.33, 0.5, 0.75, 1.0)  # random search's budget scan (share of the full grid)
+
+PERF_TRUE = np.array([0.5, 2.0, -0.3, -0.18, 1.05])  # best depth 10.1, width 47 (fit_coverage.py's truth)
+CHIN_TRUE = np.array([np.log(1.69), np.log(406.4), 0.34, np.log(410.7), 0.28])  # Hoffmann et al.
+CHIN_BUDGET = 6e15
+
+
+@dataclass
+class Case:
+    name: str
+    law: Law
+    grid: Grid
+    truth: np.ndarray  # the noiseless metric per cell
+    cost: np.ndarray
+    noise: float
+    feasible: np.ndarray
+    multiplicative: bool = False
+
+    @property
+    def best(self) -> int:
+        v = np.where(self.feasible, self.truth if self.law.higher_is_better else -self.truth, -np.inf)
+        return int(np.argmax(v))
+
+
+def cases() -> list[Case]:
+    perf_grid = Grid(
+        {"depth": [1, 2, 3, 4, 6, 8, 12, 16, 24, 32], "width": [16, 24, 32, 48, 64, 96, 128, 192]}
+    )
+    perf = make_law("performance", ["depth", "width"], y_range=(0, 1))
+    perf_truth = perf.predict(perf_grid.values, PERF_TRUE)
+    perf_cost = perf_grid.values[:, 0] * perf_grid.values[:, 1] ** 2
+    chin_grid = Grid(
+        {"params": list(np.geomspace(1e5, 1e8, 8)), "train_tokens": list(np.geomspace(1e6, 1e9, 8))}
+    )
+    chin = make_law("chinchilla")
+    chin_truth = chin.predict(chin_grid.values, CHIN_TRUE)
+    chin_cost = 6 * chin_grid.values[:, 0] * chin_grid.values[:, 1]
+    all_cells = np.ones(len(perf_grid), bool)
+    # not of the law's form: a tilted quadratic bowl in log2 depth and log2 width (best at depth 8,
+    # width 64 on the grid), fitted with the Performance Law all the same
+    ld, lw = np.log2(perf_grid.values[:, 0]), np.log2(perf_grid.values[:, 1])
+    bowl = 0.30 - 0.006 * (ld - 3.2) ** 2 - 0.01 * (lw - 6.1) ** 2 + 0.003 * (ld - 3.2) * (lw - 6.1)
+    return [
+        Case("performance, noise 0.003", perf, perf_grid, perf_truth, perf_cost, 0.003, all_cells),
+        Case("performance, noise 0.01", perf, perf_grid, perf_truth, perf_cost, 0.01, all_cells),
+        Case("not the law's form (bowl), noise 0.003", perf, perf_grid, bowl, perf_cost, 0.003, all_cells),
+        Case(
+            "chinchilla, noise 1%",
+            chin,
+            chin_grid,
+            chin_truth,
+            chin_cost,
+            0.01,
+            chin_cost <= CHIN_BUDGET,
+            True,
+        ),
+    ]
+
+
+# ----------------------------------------------------------------------------- simulated training
+
+
+class Simulator:
+    """Noisy finals and learning curves of one seed; counts the compute spent."""
+
+    def __init__(self, case: Case, seed: int) -> None:
+        self.case = case
+        rng = np.random.default_rng(seed)
+        t = case.truth
+        eps = rng.normal(0, case.noise, len(t))
+        self.final = t * (1 + eps) if case.multiplicative else t + eps
+        self.tau = 2 + 1.5 * np.log10(case.cost / case.cost.min())
+        self.start = t * 3 if not case.law.higher_is_better else t * 0.05  # loss starts high, metric low
+        self.eval_noise = rng.normal(0, case.noise * 0.5, (len(t), EPOCHS))
+        self.spent = 0.0
+
+    def curve(self, c: int, upto: int) -> np.ndarray:
+        e = np.arange(1, upto + 1)
+        y = self.final[c] + (self.start[c] - self.final[c]) * np.exp(-e / self.tau[c])
+        scale = np.abs(self.final[c]) if self.case.multiplicative else 1.0
+        return y + self.eval_noise[c, :upto] * scale
+
+    def train(self, c: int, epochs: int = EPOCHS) -> float:
+        self.spent += self.case.cost[c] * epochs / EPOCHS
+        return float(self.curve(c, epochs)[-1]) if epochs < EPOCHS else float(self.final[c])
+
+
+# ----------------------------------------------------------------------------------- strategies
+
+
+def law_decision(case: Case, measured: dict[int, float]) -> int:
+    """The cell the law fitted to `measured` picks (the measured best when the law cannot be fitted)."""
+    cells = sorted(measured)
+    y = np.array([measured[c] for c in cells])
+    sign = 1.0 if case.law.higher_is_better else -1.0
+    try:
+        res = fit(case.law, case.grid.values[cells], y, bootstrap=0)
+        pred = sign * case.law.predict(case.grid.values, res.theta)
+        return int(np.argmax(np.where(case.feasible & np.isfinite(pred), pred, -np.inf)))
+    except ValueError:
+        feas = [c for c in cells if case.feasible[c]]
+        return max(feas, key=lambda c: sign * measured[c]) if feas else cells[0]
+
+
+def full_grid(case: Case, seed: int) -> tuple[int, float]:
+    sim = Simulator(case, seed)
+    measured = {c: sim.train(c) for c in range(len(case.grid))}
+    return law_decision(case, measured), sim.spent
+
+
+def random_search(case: Case, seed: int, budget: float) -> tuple[int, float]:
+    sim = Simulator(case, seed)
+    order = np.random.default_rng(10_000 + seed).permutation(len(case.grid))
+    measured: dict[int, float] = {}
+    for c in order:
+        if sim.spent + case.cost[c] > budget:
+            continue
+        measured[int(c)] = sim.train(int(c))
+    if not measured:
+        return -1, 0.0
+    return law_decision(case, measured), sim.spent
+
+
+def adaptive(case: Case, seed: int, boot: int, curves: bool) -> tuple[int, float, int]:
+    sim = Simulator(case, seed)
+    d = AdaptiveDesigner(case.law, case.grid, case.cost, seed=seed, bootstrap=boot, feasible=case.feasible)
+    sign = 1.0 if case.law.higher_is_better else -1.0
+    stopped = 0
+
+    def incumbent() -> float | None:
+        if not d.waves or d.waves[-1].result is None:
+            return None
+        w = d.waves[-1]
+        return float(case.law.predict(case.grid.values[[w.decision]], w.result.theta)[0])
+
+    def measure(cells: list[int]) -> dict[int, float]:
+        nonlocal stopped
+        out = {}
+        inc = incumbent() if curves else None
+        for c in cells:
+            if inc is None:
+                out[c] = sim.train(c)
+                continue
+            value = None
+            for e in CHECKS:
+                curve = sim.curve(c, e)
+                pred = predict_final(np.arange(1, e + 1), curve, EPOCHS, higher_is_better=sign > 0,
+                                     y_range=(0, 1) if sign > 0 else None, bootstrap=100, seed=seed)  # fmt: skip
+                if pred is not None and not can_matter(pred, inc, sign > 0):
+                    sim.spent += case.cost[c] * e / EPOCHS
+                    value, stopped = pred.value, stopped + 1
+                    break
+            out[c] = sim.train(c) if value is None else value
+        return out
+
+    w = d.run(measure)
+    return w.decision, sim.spent, len(d.waves)
+
+
+def asha(case: Case, seed: int) -> tuple[int, float]:
+    sim = Simulator(case, seed)
+    sign = 1.0 if case.law.higher_is_better else -1.0
+    alive = list(range(len(case.grid)))
+    trained = dict.fromkeys(alive, 0)
+    score: dict[int, float] = {}
+    for i, rung in enumerate(RUNGS):
+        for c in alive:
+            sim.spent += case.cost[c] * (rung - trained[c]) / EPOCHS
+            trained[c] = rung
+            score[c] = float(sim.curve(c, rung)[-1]) if rung < EPOCHS else float(sim.final[c])
+        if i < len(RUNGS) - 1:
+            keep = max(1, len(alive) // 3)
+            alive = sorted(alive, key=lambda c: -sign * score[c])[:keep]
+    feas = [c for c in alive if case.feasible[c]] or alive
+    return max(feas, key=lambda c: sign * score[c]), sim.spent
+
+
+def hit_test(case: Case) -> Callable[[int], bool]:
+    """Whether a recommended cell is within one grid step of the true best (-1: no recommendation)."""
+    return lambda c: c >= 0 and int(case.grid.steps(case.best, c)[0]) <= 1
+
+
+# ---------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--boot", type=int, default=200, help="bootstrap resamples per adaptive wave")
+    ap.add_argument("--out", default=str(ROOT / "results" / "reference" / "adaptive_synthetic.json"))
+    args = ap.parse_args()
+    t0 = time.time()
+    load = os.getloadavg()[0]
+    report = {"seeds": args.seeds, "boot": args.boot, "epochs": EPOCHS, "machine": machine(), "load_1min": load,
+              "cases": []}  # fmt: skip
+    for case in cases():
+        full_cost = float(case.cost.sum())
+        rows: dict[str, list[dict]] = {
+            k: [] for k in ("full", "adaptive", "adaptive_curves", "asha", "random_equal")
+        }
+        scan: dict[float, list[bool]] = {b: [] for b in BUDGETS}
+        for seed in range(args.seeds):
+            hit = hit_test(case)
+            c, spent = full_grid(case, seed)
+            rows["full"].append({"hit": hit(c), "compute": spent / full_cost})
+            c, spent, waves = adaptive(case, seed, args.boot, curves=False)
+            rows["adaptive"].append({"hit": hit(c), "compute": spent / full_cost, "waves": waves})
+            equal = spent
+            c, spent, waves = adaptive(case, seed, args.boot, curves=True)
+            rows["adaptive_curves"].append({"hit": hit(c), "compute": spent / full_cost, "waves": waves})
+            c, spent = asha(case, seed)
+            rows["asha"].append({"hit": hit(c), "compute": spent / full_cost})
+            c, spent = random_search(case, seed, equal)
+            rows["random_equal"].append({"hit": hit(c), "compute": spent / full_cost})
+            for b in BUDGETS:
+                c, _ = random_search(case, seed, b * full_cost)
+                scan[b].append(hit(c))
+            print(f"{case.name} seed {seed}: " + ", ".join(f"{k} {v[-1]['hit']} {v[-1]['compute']:.2f}"
+                                                         for k, v in rows.items()), flush=True)  # fmt: skip
+        summary = {
+            k: {
+                "reliability": float(np.mean([r["hit"] for r in v])),
+                "compute_mean": float(np.mean([r["compute"] for r in v])),
+                "compute_p90": float(np.quantile([r["compute"] for r in v], 0.9)),
+                **({"waves_mean": float(np.mean([r["waves"] for r in v]))} if "waves" in v[0] else {}),
+            }
+            for k, v in rows.items()
+        }
+        reach = [b for b in BUDGETS if np.mean(scan[b]) >= 0.9]
+        summary["random_scan"] = {str(b): float(np.mean(h)) for b, h in scan.items()}
+        summary["random_budget_for_90pct"] = reach[0] if reach else None
+        report["cases"].append({"case": case.name, "grid_cells": len(case.grid),
+                                "true_best": dict(zip(case.grid.names, case.grid.values[case.best].tolist(),
+                                                      strict=True)), **summary})  # fmt: skip
+    report["wall_s"] = time.time() - t0
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["cases"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
