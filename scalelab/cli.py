@@ -17,7 +17,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from scalelab import __version__
 from scalelab.config import RunConfig, dump_config, load_config
-from scalelab.errors import UserError
+from scalelab.errors import ConfigError, UserError
 
 # Piped or redirected output is never cut to 80 columns (rich's default without a terminal): tables
 # and paths keep their full width, for logs and for the next program in the pipe.
@@ -173,6 +173,15 @@ def sweep(
             help="Run the sweep under this name (results/<name>/, the MLflow parent run) instead of the spec's."
         ),
     ] = None,
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive",
+            help="Run only the cells an adaptive design asks for (the spec's `adaptive:` section, or its "
+            "defaults): a cheap start, then waves of the cells most likely to be the best depth x width "
+            "under the Performance Law, until that decision is settled (results/<name>/adaptive.json).",
+        ),
+    ] = False,
 ) -> None:
     """Run every cell of a sweep as a Ray Tune trial; re-running resumes (finished cells are skipped).
 
@@ -195,6 +204,14 @@ def sweep(
     from scalelab.sweeps.spec import load_sweep
 
     spec, cells = load_sweep(spec_file, set_, name=name)
+    if adaptive and spec.adaptive is None:
+        from scalelab.sweeps.spec import AdaptiveSpec, check_adaptive_grid
+
+        spec = spec.model_copy(update={"adaptive": AdaptiveSpec()})
+        try:
+            check_adaptive_grid(spec)
+        except ValueError as e:
+            raise ConfigError(f"{spec_file}: --adaptive: {e}") from None
     if dry_run:
         cells = runner.absolute_data_paths(cells)
         with err.status("sizing cells ...", spinner="dots"):

@@ -96,4 +96,6 @@ def test_a_run_matters_while_its_interval_reaches_the_incumbent() -> None:
     pred = FinalPrediction(0.25, (0.24, 0.27), 6)
     assert can_matter(pred, 0.26) and not can_matter(pred, 0.28)
     loss = FinalPrediction(2.0, (1.9, 2.1), 6)
-    assert can_matter(loss, 1.95, higher_is_better=False) and not can_matter(loss, 1.85, higher_is_better=False)
+    assert can_matter(loss, 1.95, higher_is_better=False) and not can_matter(
+        loss, 1.85, higher_is_better=False
+    )

@@ -111,7 +111,10 @@ def _run_tune(
     cb: _DriverCallback,
     status: Callable[[Counts], Any] | None,
     available: dict[str, float],
+    design: Any = None,
 ) -> None:
+    """The cells of `todo` as one Tune experiment: every one (a grid search), or those an adaptive
+    `design` (sweeps/adaptive.py) asks for, through its Searcher."""
     ray = _ray_init(address, env=_trial_env())
     from ray import tune
 
@@ -157,10 +160,21 @@ def _run_tune(
         per = max(p.resources["cpu"] * p.resources.get("workers", 1) for p in todo)
         max_conc = max(1, int(available["cpu"] // per))
     storage = Path(spec.storage_path).resolve() if spec.storage_path else root / "ray"
+    if design is not None:
+        from scalelab.sweeps.adaptive import make_searcher
+
+        space: dict[str, Any] = {}
+        tune_config = tune.TuneConfig(
+            search_alg=make_searcher(design), num_samples=len(todo), max_concurrent_trials=max_conc,
+            reuse_actors=True,
+        )  # fmt: skip
+    else:
+        space = {"cell": tune.grid_search([p.cell.cell_id for p in todo])}
+        tune_config = tune.TuneConfig(max_concurrent_trials=max_conc, reuse_actors=True)
     tuner = tune.Tuner(
         trainable,
-        param_space={"cell": tune.grid_search([p.cell.cell_id for p in todo])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_conc, reuse_actors=True),
+        param_space=space,
+        tune_config=tune_config,
         run_config=tune.RunConfig(
             name=f"run-{int(time.time())}",
             storage_path=str(storage),

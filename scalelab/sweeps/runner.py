@@ -47,7 +47,8 @@ __all__ = [  # the planning names are re-exported: `scalelab sweep --dry-run` an
 ]  # fmt: skip
 
 
-DONE_STATUSES = ("finished", "diverged", "failed", "oom")  # a cell that ended, one way or the other
+# a cell that ended, one way or the other (unneeded: an adaptive sweep's design did not ask for it)
+DONE_STATUSES = ("finished", "diverged", "failed", "oom", "unneeded")
 
 
 @dataclass
@@ -89,6 +90,24 @@ def run_sweep(
     check_writable(root)
     with ResultsLock(root):
         return _run_sweep(spec, cells, source, root, address, track, status)
+
+
+def _adaptive_run(spec: SweepSpec, planned: list[PlannedCell], root: Path, monitor: str, parent: Any) -> Any:
+    """The adaptive design of the sweep; each wave is logged to the parent MLflow run."""
+    from scalelab.sweeps.adaptive import AdaptiveRun
+
+    def on_wave(entry: dict[str, Any]) -> None:
+        if parent is None:
+            return
+        step = int(entry["wave"])
+        metrics = {"adaptive_cells_measured": entry["measured"], "adaptive_flops_spent": entry["spent"]}
+        if entry.get("settled") is not None:
+            metrics["adaptive_settled"] = entry["settled"]
+        parent.log_metrics(metrics, step=step)
+        parent.log_artifact(root / "adaptive.json")
+
+    assert spec.adaptive is not None
+    return AdaptiveRun(spec.adaptive, planned, root, monitor, on_wave)
 
 
 def _run_sweep(
@@ -143,14 +162,22 @@ def _run_sweep(
     for p in todo:
         counts.trials[p.cell.cell_id] = TrialView(p.cell.config.name, p.cell.config.train.epochs)
     cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.monitor())
+    design = _adaptive_run(spec, planned, root, cells[0].config.monitor(), parent) if spec.adaptive else None
     try:
         if todo:
-            _run_tune(spec, todo, root, address, cb, status, totals(nodes))
+            _run_tune(spec, todo, root, address, cb, status, totals(nodes), design)
     finally:
         for p in todo:  # started or queued but never ended: the sweep was interrupted
             rec = state.setdefault(p.cell.cell_id, {})
             if rec.get("status", "pending") in ("pending", "running"):
-                rec["status"] = "interrupted"
+                unneeded = design is not None and design.finished and p.cell.cell_id not in design.started
+                rec["status"] = "unneeded" if unneeded else "interrupted"
+                lg = loggers.get(p.cell.cell_id)
+                if unneeded and lg is not None:
+                    lg.set_tags(
+                        {"status": "unneeded", "reason": "the adaptive design did not ask for this cell"}
+                    )
+                    lg.finish("KILLED")
         res.write_state(root, state)
         table = res.build_table(root, cells, state)
         res.write_table(root, table)
@@ -158,7 +185,8 @@ def _run_sweep(
             statuses = table["status"].value_counts().to_dict()
             parent.set_tags({f"cells_{k}": v for k, v in statuses.items()})
             parent.log_artifact(root / "runs.csv")
-            parent.finish("FINISHED" if statuses.get("finished", 0) == len(cells) else "FAILED")
+            complete = statuses.get("finished", 0) + statuses.get("unneeded", 0) == len(cells)
+            parent.finish("FINISHED" if complete else "FAILED")
     outcome = SweepOutcome(root, table, counts)
     if outbox is not None:
         delivered = outbox.drain(spec.tracking.drain_timeout_s)

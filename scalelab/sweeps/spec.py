@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -90,6 +90,42 @@ class Resources(StrictModel):
         return res
 
 
+class AdaptiveSpec(StrictModel):
+    """Run the grid adaptively (fitters/adaptive.py): a cheap start, then waves of the cells most likely
+    to be the best configuration under the fitted law, until that decision is settled or the budget
+    is spent. The grid must be model.depth x model.width (the Performance Law's variables)."""
+
+    law: Literal["performance"] = Field("performance", description="The law whose decision is settled.")
+    metric: str | None = Field(
+        None, description="Metric the law is fitted to; null = the cells' eval.monitor."
+    )
+    which: Literal["best", "final"] = Field(
+        "best", description="best = test metric at the best validation epoch; final = at the last epoch."
+    )
+    budget_fraction: float | None = Field(
+        None, gt=0, le=1, description="Compute budget as a share of the full grid's training FLOPs."
+    )
+    budget_flops: float | None = Field(None, gt=0, description="Compute budget in training FLOPs.")
+    initial: int = Field(
+        7, ge=3, le=1000, description="Cells of the first wave (at least what determines the law)."
+    )
+    wave: int = Field(3, ge=1, le=1000, description="Cells per later wave.")
+    stop: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Stop when P(best within one grid step of the modal decision) reaches this.",
+    )
+    bootstrap: int = Field(200, ge=20, le=10_000, description="Bootstrap resamples per wave's fit.")
+    seed: int = Field(0, description="Seed of the bootstrap and the Thompson draws.")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> AdaptiveSpec:
+        if self.budget_fraction is not None and self.budget_flops is not None:
+            raise ValueError("give budget_fraction or budget_flops, not both")
+        return self
+
+
 class SweepSpec(StrictModel):
     """A sweep: a base run config, axes over it, and how to run the cells."""
 
@@ -115,6 +151,9 @@ class SweepSpec(StrictModel):
     expected_cost: dict[str, str] = Field(
         default_factory=dict, description="Documented cost, e.g. {cpu: '2 h'}."
     )
+    adaptive: AdaptiveSpec | None = Field(
+        None, description="Run the grid adaptively (also `scalelab sweep --adaptive`); null = every cell."
+    )
 
     @field_validator("grid", "zip")
     @classmethod
@@ -132,10 +171,30 @@ class SweepSpec(StrictModel):
         overlap = set(self.grid) & set(self.zip)
         if overlap:
             raise ValueError(f"axis {sorted(overlap)[0]!r} is both in grid and zip")
+        if self.adaptive is not None:
+            check_adaptive_grid(self)
         return self
 
     def results_dir(self) -> Path:
         return Path(self.output_dir or Path("results") / self.name).resolve()
+
+
+ADAPTIVE_AXES = {"model.depth": "depth", "model.width": "width"}
+
+
+def check_adaptive_grid(spec: SweepSpec) -> None:
+    """An adaptive sweep's cells must form the grid of the law's variables, nothing else varied."""
+    if set(spec.grid) != set(ADAPTIVE_AXES) or spec.zip or spec.configs:
+        raise ValueError(
+            "an adaptive sweep varies exactly model.depth and model.width in `grid` (no zip, no configs); "
+            f"this one varies {', '.join([*spec.grid, *spec.zip]) or 'nothing'}"
+            + (" and lists configs" if spec.configs else "")
+        )
+    for path in ADAPTIVE_AXES:
+        if len(set(spec.grid[path])) < 3:
+            raise ValueError(
+                f"an adaptive sweep needs at least 3 values of {path} (the law is not determined by fewer)"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,191 @@
+"""An adaptive sweep on Ray Tune: `fitters.adaptive.AdaptiveDesigner` chooses the cells wave by wave,
+a Tune `Searcher` hands them to the trials.
+
+The state lives on disk, so an adaptive sweep resumes like any other: the cells measured are those
+with a finished summary, and a restarted driver fits the law to them and continues with the wave
+they call for (or with the rest of the first wave). Every wave
+is written to `results/<sweep>/adaptive.json` and logged to the sweep's MLflow parent run (the
+decision's P(settled), the compute spent, the cells asked for). Cells the design did not need end
+with status `unneeded`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fitters import make_law
+from fitters.adaptive import AdaptiveDesigner, Grid, Wave
+from scalelab.atomic import atomic_write_json
+from scalelab.run_record import RunRecord
+from scalelab.sweeps import results as res
+from scalelab.sweeps.planning import PlannedCell
+from scalelab.sweeps.spec import ADAPTIVE_AXES, AdaptiveSpec
+
+FILE = "adaptive.json"
+FINISHED = "FINISHED"  # Searcher.FINISHED
+
+
+class AdaptiveRun:
+    """The design of one adaptive sweep: which cell runs next, and what the measured ones say."""
+
+    def __init__(
+        self,
+        spec: AdaptiveSpec,
+        planned: list[PlannedCell],
+        root: Path,
+        monitor: str,
+        on_wave: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.spec, self.root, self.on_wave = spec, root, on_wave
+        self.metric = spec.metric or monitor
+        axes: dict[str, list[float]] = {
+            var: sorted({float(getattr(p.cell.config.model, var)) for p in planned})
+            for var in ADAPTIVE_AXES.values()
+        }
+        self.grid = Grid(axes)
+        self.cell_at: dict[int, str] = {}
+        cost = np.zeros(len(self.grid))
+        for p in planned:
+            m = p.cell.config.model
+            i = self._index(float(m.depth), float(m.width))
+            self.cell_at[i] = p.cell.cell_id
+            cost[i] = p.flops_per_epoch * p.cell.config.train.epochs  # at most: early stopping spends less
+        self.index_of = {c: i for i, c in self.cell_at.items()}
+        if len(self.cell_at) != len(self.grid):
+            raise ValueError("an adaptive sweep's cells must fill the depth x width grid")
+        budget = spec.budget_flops or (spec.budget_fraction * cost.sum() if spec.budget_fraction else None)
+        law = make_law(spec.law, list(axes), y_range=(0, 1))
+        self.designer = AdaptiveDesigner(
+            law, self.grid, cost, budget=budget, initial=spec.initial, wave=spec.wave, stop=spec.stop,
+            bootstrap=spec.bootstrap, seed=spec.seed,
+        )  # fmt: skip
+        self.measured: dict[int, float] = {}
+        self.failed: set[int] = set()
+        self.running: set[int] = set()
+        self.started: set[str] = set()  # cells handed to a trial in this invocation
+        self.queue: list[int] = []
+        self.finished = False
+        self.last: Wave | None = None
+        self._started = False
+
+    def _index(self, depth: float, width: float) -> int:
+        hit = np.flatnonzero((self.grid.values == np.array([depth, width])).all(1))
+        return int(hit[0])
+
+    # ------------------------------------------------------------------------------- state
+
+    def value_of(self, cid: str) -> float | None:
+        """The cell's metric from its summary, if it finished (None otherwise)."""
+        s = res.trial_summary(self.root, cid)
+        if s is None or s.get("status") != "finished":
+            return None
+        rec = RunRecord.from_json(s)
+        values = rec.selected_test if self.spec.which == "best" else rec.final
+        v = values.get(self.metric)
+        return float(v) if v is not None and np.isfinite(v) else None
+
+    def resume(self) -> None:
+        """Take the cells finished earlier and replay the design up to the wave they lead to."""
+        for cid, i in self.index_of.items():
+            v = self.value_of(cid)
+            if v is not None:
+                self.measured[i] = v
+        first = [c for c in self.designer.first_wave() if c not in self.measured]
+        self._started = True
+        if first:
+            self.queue = first
+            self._record(None, first)
+        else:
+            self._next_wave()
+
+    # ------------------------------------------------------------------------------ waves
+
+    def next_cell(self) -> str | None:
+        """The next cell to run, None to wait for the running ones, FINISHED when the design is done."""
+        if not self._started:
+            self.resume()
+        if self.queue:
+            i = self.queue.pop(0)
+            self.running.add(i)
+            self.started.add(self.cell_at[i])
+            return self.cell_at[i]
+        if self.running:
+            return None
+        if self.finished:
+            return FINISHED
+        self._next_wave()  # leaves cells queued, or the design finished
+        return self.next_cell() if self.queue else FINISHED
+
+    def complete(self, cid: str, error: bool = False) -> None:
+        i = self.index_of[cid]
+        self.running.discard(i)
+        v = None if error else self.value_of(cid)
+        if v is None:
+            self.failed.add(i)  # not measured: the design goes on without it
+        else:
+            self.measured[i] = v
+
+    def _next_wave(self) -> None:
+        w = self.designer.update(self.measured)
+        self.last = w
+        todo = [c for c in w.next_cells if c not in self.failed and c not in self.measured]
+        if w.done or not todo:
+            self.finished = True
+        self.queue = todo
+        self._record(w, todo)
+
+    def _record(self, w: Wave | None, asked: list[int]) -> None:
+        log = self.read_log(self.root)
+        entry: dict[str, Any] = (
+            w.to_dict(self.grid)
+            if w is not None
+            else {"wave": 0, "measured": len(self.measured), "spent": 0.0, "reason": "first wave"}
+        )
+        entry["asked"] = [self.cell_at[i] for i in asked]
+        entry["failed"] = sorted(self.cell_at[i] for i in self.failed)
+        entry["full_grid_flops"] = float(self.designer.cost.sum())
+        entry["budget_flops"] = self.designer.budget
+        log["waves"] = [e for e in log.get("waves", []) if e.get("wave") != entry["wave"]] + [entry]
+        log["metric"], log["which"] = self.metric, self.spec.which
+        atomic_write_json(log, self.root / FILE)
+        if self.on_wave is not None:
+            self.on_wave(entry)
+
+    @staticmethod
+    def read_log(root: Path) -> dict[str, Any]:
+        import json
+
+        path = root / FILE
+        try:
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+
+def make_searcher(run: AdaptiveRun) -> Any:
+    """A Ray Tune Searcher over `run` (its suggestions are {"cell": cell id})."""
+    from ray.tune.search import Searcher
+
+    class AdaptiveSearcher(Searcher):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(metric=None, mode=None)
+            self.cells: dict[str, str] = {}
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | None:  # or Searcher.FINISHED (a str)
+            cid = run.next_cell()
+            if cid is None or cid == FINISHED:
+                return Searcher.FINISHED if cid == FINISHED else None  # type: ignore[return-value]
+            self.cells[trial_id] = cid
+            return {"cell": cid}
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            cid = self.cells.pop(trial_id, None)
+            if cid is not None:
+                run.complete(cid, error)
+
+    return AdaptiveSearcher()
