@@ -494,6 +494,45 @@ def fit_section(rep: Report, d: dict[str, Any], png: Path | None) -> None:
 # -------------------------------------------------------------------------------------------- main
 
 
+def adaptive_section(rep: Report, root: Path) -> None:
+    """The waves of an adaptive sweep (results/<sweep>/adaptive.json): cells measured, compute spent,
+    the decision and how settled it was after each."""
+    from scalelab.sweeps.adaptive import AdaptiveRun
+
+    log = AdaptiveRun.read_log(root)
+    waves = log.get("waves") or []
+    if not waves:
+        return
+    full = float(waves[-1].get("full_grid_flops") or 0.0)
+
+    def cell(c: dict | None) -> str:
+        return f"depth {c['depth']:g}, width {c['width']:g}" if c else "-"
+
+    rows = []
+    for w in waves:
+        spent = float(w.get("spent") or 0.0)
+        settled = w.get("settled")
+        rows.append([
+            Cell.of(str(w["wave"])), Cell.of(str(w.get("measured", 0))),
+            Cell.of(f"{spent:.3g} ({spent / full:.0%})" if full else f"{spent:.3g}"),
+            Cell.of(cell(w.get("decision"))), Cell.of("-" if settled is None else f"{settled:.2f}"),
+            Cell.of(str(len(w.get("asked") or []))), Cell.of(str(w.get("reason") or "")),
+        ])  # fmt: skip
+    rep.h2("Adaptive design")
+    last = waves[-1]
+    rep.p(
+        f"The law was fitted to {log.get('metric')} ({log.get('which')}) after each wave; the next wave took the cells "
+        "most likely to be the best under the bootstrap distribution of the decision. "
+        + (
+            f"Final decision: {cell(last.get('decision'))} ({last.get('reason')})."
+            if last.get("done")
+            else "The design has not finished (re-run the sweep to continue it)."
+        )
+    )
+    header = ["wave", "cells measured", "compute spent (FLOPs, share of the grid)", "decision", "P(settled)"]
+    rep.table(Table([*header, "cells asked next", "note"], rows, align_left=1))
+
+
 def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
     table, root = load_sweep_table(name_or_dir)
     out = root / "report"
@@ -534,6 +573,7 @@ def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:
     if comparison is not None:
         rep.h2("Comparison across sweeps (NDCG@10 at equal sizes; - where a sweep did not run it)")
         rep.table(comparison)
+    adaptive_section(rep, root)
     (out / "report.md").write_text(to_markdown(rep))
     (out / "report.html").write_text(to_html(rep, root.name, out))
     return out

@@ -73,6 +73,14 @@ def test_adaptive_sweep_asks_for_few_cells_settles_and_resumes(tmp_path: Path) -
     log = json.loads((root / "adaptive.json").read_text())
     assert log["waves"][0]["asked"] == asked[:7] and log["waves"][-1]["done"] is True
     assert log["metric"] == "ndcg@10" and log["waves"][-1]["spent"] < log["waves"][-1]["full_grid_flops"] / 3
+    # the report shows every wave: cells measured, compute, decision, how settled
+    from scalelab.report import Report, adaptive_section, to_markdown
+
+    rep = Report()
+    adaptive_section(rep, root)
+    md = to_markdown(rep)
+    assert "## Adaptive design" in md and md.count("\n| ") >= len(log["waves"]) + 1
+    assert f"Final decision: depth {best[0]:g}, width {best[1]:g}" in md
     # a new driver on the same results directory: everything needed is measured, nothing to run
     again = AdaptiveRun(spec.adaptive, planned, root, "ndcg@10")
     assert again.next_cell() == FINISHED and len(again.measured) == len(asked)
