@@ -14,7 +14,7 @@ Strategies, each seed of each case:
   smallest budget that reaches 90% reliability over the seeds; the law decides;
 - adaptive: `fitters.adaptive.AdaptiveDesigner` (law-guided waves, stop when settled), cells trained to the end;
 - adaptive + curves: the same, a cell stopped at epoch 9 or 18 when its predicted final
-  (`fitters.curves.predict_final`) cannot beat the current decision's predicted value, the predicted
+  (`fitters.curves.predict_final`, 40 resamples) cannot beat the current decision's predicted value, the predicted
   final standing in for the measured one;
 - ASHA (successive halving, reduction factor 3, rungs 1/3/9/27 epochs, every cell started): the best
   cell trained to the end, no law.
@@ -196,7 +196,7 @@ def adaptive(case: Case, seed: int, boot: int, curves: bool) -> tuple[int, float
             for e in CHECKS:
                 curve = sim.curve(c, e)
                 pred = predict_final(np.arange(1, e + 1), curve, EPOCHS, higher_is_better=sign > 0,
-                                     y_range=(0, 1) if sign > 0 else None, bootstrap=100, seed=seed)  # fmt: skip
+                                     y_range=(0, 1) if sign > 0 else None, bootstrap=40, seed=seed)  # fmt: skip
                 if pred is not None and not can_matter(pred, inc, sign > 0):
                     sim.spent += case.cost[c] * e / EPOCHS
                     value, stopped = pred.value, stopped + 1

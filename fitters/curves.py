@@ -37,10 +37,11 @@ def predict_final(
     y_range: tuple[float, float] | None = (0.0, 1.0),
     bootstrap: int = 200,
     seed: int = 0,
+    refine: int = 2,
 ) -> FinalPrediction | None:
     """The metric at `final_epoch` from the (epoch, value) evaluations so far, with a 95% bootstrap
     interval; None with fewer than MIN_POINTS evaluations. A falling metric (a loss) is fitted as
-    y = E + A e^-alpha."""
+    y = E + A e^-alpha. `refine`: starts refined (three parameters need few; the engine's default is 8)."""
     e = np.asarray(epochs, dtype=float)
     y = np.asarray(values, dtype=float)
     ok = np.isfinite(e) & np.isfinite(y) & (e > 0)
@@ -51,7 +52,7 @@ def predict_final(
         last = float(y[np.argmax(e)])
         return FinalPrediction(last, (last, last), len(e))
     law = PowerLaw(["epochs"], direction="rising" if higher_is_better else "falling", y_range=y_range)
-    res = fit(law, e[:, None], y, bootstrap=bootstrap, seed=seed)
+    res = fit(law, e[:, None], y, bootstrap=bootstrap, seed=seed, refine=refine)
     x = np.array([[float(final_epoch)]])
     lo, hi = res.predict_interval(x)
     return FinalPrediction(float(res.predict(x)[0]), (float(lo[0]), float(hi[0])), len(e))
