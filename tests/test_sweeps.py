@@ -200,3 +200,24 @@ def test_every_shipped_sweep_is_valid() -> None:
         assert (
             cells and spec.expected_cost.get("cpu") and spec.expected_cost.get("trials") == str(len(cells))
         ), path
+
+
+def test_cell_ids_of_shipped_specs_do_not_drift() -> None:
+    """A sweep's finished cells are found by id on a re-run: a config field added later must be
+    registered in spec.CELL_ID_INTRODUCED_LATER with its old-behaviour value, or every existing sweep
+    would run again from scratch. These ids were written by runs of the quickstart and of the real-data
+    Beauty sweep; change them only to invalidate old results on purpose."""
+    from scalelab.sweeps.spec import load_sweep
+
+    root = Path(__file__).resolve().parents[1] / "sweeps"
+    frozen = {
+        "quickstart.yaml": {"0c052fd83777", "1049ecd0a8e6", "52437d87e505", "7464a70019ce", "78f8e3211779",
+                            "ba02cdc9a8c2", "ccdfaea8aa71", "d6c01532c586", "f800ba918596"},
+        "laws_real_beauty.yaml": {"16f144fc0e57", "228c14827ee1", "2505699ee777", "3243599d8f95", "4e61d19cbfd9",
+                                  "54de678295f2", "6f0225419ed5", "73a4288ce605", "749771881a2a", "7fb4e638cd66",
+                                  "b0df5fed46bd", "cdac71368549", "d31eabd05b75", "d3849b6c9c2c", "d812fd0716a3",
+                                  "db664067ec4b"},
+    }  # fmt: skip
+    for name, ids in frozen.items():
+        _, cells = load_sweep(root / name)
+        assert {c.cell_id for c in cells} == ids, f"cell ids of sweeps/{name} changed"
