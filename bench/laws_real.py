@@ -219,7 +219,9 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"{METRIC.upper()} at the epoch of the best validation {METRIC.upper()} (leave-two-out, early stopping). "
         "Sweeps (each resumes when re-run): "
         + ", ".join(f"`scalelab sweep sweeps/{s}.yaml`" for s in (*SIZE_SWEEPS, DATA_SWEEP))
-        + ". On 2 CPU cores each takes hours (the wall times below include time shared with other jobs).",
+        + ". On 2 CPU cores each takes hours (the wall times below include time shared with other jobs; cells"
+        " whose earlier attempts ended before attempts were timed show only their last attempt, e.g. a few minutes"
+        " for a cell of 46 epochs).",
         "",
     ]
     for r in reports:
