@@ -110,6 +110,26 @@ def spec_cases() -> list[Case]:
         ),
         ("data path is a directory", {"base/data/path": "adir", "base/data/synthetic": _DELETE}, "adir"),
         ("unknown split", {"base/data/split": "random"}, "data.split"),
+        (
+            "unknown key in adaptive",
+            {"grid": {"model.depth": [1, 2, 4], "model.width": [8, 16, 32]}, "adaptive": {"wavez": 3}},
+            "wavez",
+        ),
+        (
+            "adaptive stop above 1",
+            {"grid": {"model.depth": [1, 2, 4], "model.width": [8, 16, 32]}, "adaptive": {"stop": 2}},
+            "adaptive.stop",
+        ),
+        (
+            "adaptive over another axis",
+            {"grid": {"model.depth": [1, 2, 4], "train.lr": [0.1, 0.2, 0.3]}, "adaptive": {}},
+            "model.width",
+        ),
+        (
+            "adaptive with two values of width",
+            {"grid": {"model.depth": [1, 2, 4], "model.width": [8, 16]}, "adaptive": {}},
+            "model.width",
+        ),
     ]
     cases = [
         Case(
@@ -161,6 +181,8 @@ def spec_cases() -> list[Case]:
     )
     cases.append(Case("spec: --set unknown field", "spec", ["sweep", "s.yaml", "--dry-run", "--set", "model.layers=3"],
                       "model.layers", {"s.yaml": _spec("s")}))  # fmt: skip
+    cases.append(Case("spec: --adaptive on a depth-only grid", "spec", ["sweep", "s.yaml", "--dry-run", "--adaptive"],
+                      "--adaptive", {"s.yaml": _spec("s", grid={"model.depth": [1, 2, 4]})}))  # fmt: skip
     return cases
 
 
