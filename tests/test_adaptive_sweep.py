@@ -115,5 +115,27 @@ def test_adaptive_sweep_on_ray_tune(tmp_path: Path) -> None:
     status = out.table["status"].value_counts().to_dict()
     assert out.exit_code == 0 and status.get("finished", 0) >= 7
     assert status.get("finished", 0) + status.get("unneeded", 0) == len(cells)
+    last = json.loads((spec.results_dir() / "adaptive.json").read_text())["waves"][-1]
+    assert last["done"] is True and last["decision"] is not None
     again = run_sweep(spec, cells, "spec.yaml", track=False)
     assert again.counts.done == 0 and again.exit_code == 0
+
+
+def test_the_last_wave_is_recorded_when_the_grid_runs_out(tmp_path: Path) -> None:
+    """On a 3 x 3 grid the design may need every cell: the wave that finds nothing left to ask is
+    still decided and written (Tune asks no more once it has handed out the last trial)."""
+    small = {**SPEC, "grid": {"model.depth": [1, 2, 4], "model.width": [16, 32, 64]}}
+    spec, cells = load_sweep(write_spec(tmp_path, small))
+    root = spec.results_dir()
+    run = AdaptiveRun(spec.adaptive, plan(spec, cells), root, "ndcg@10")
+    by_id = {c.cell_id: c for c in cells}
+    for _ in range(len(cells)):  # exactly as many suggestions as Tune makes (num_samples = cells)
+        cid = run.next_cell()
+        if cid in (None, FINISHED):
+            break
+        m = by_id[cid].config.model
+        fake_trial(root, cid, m.depth, m.width)
+        run.complete(cid)
+    assert run.finished
+    last = json.loads((root / "adaptive.json").read_text())["waves"][-1]
+    assert last["done"] is True and last["decision"] is not None and last["reason"]

@@ -128,6 +128,10 @@ class AdaptiveRun:
             self.failed.add(i)  # not measured: the design goes on without it
         else:
             self.measured[i] = v
+        if not self.running and not self.queue and not self.finished:
+            # the wave is complete: decide now, so the last wave is recorded even when Tune has handed
+            # out its last trial and will not ask again
+            self._next_wave()
 
     def _next_wave(self) -> None:
         w = self.designer.update(self.measured)
