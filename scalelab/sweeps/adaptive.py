@@ -71,6 +71,8 @@ class AdaptiveRun:
         self.finished = False
         self.last: Wave | None = None
         self._started = False
+        # a resumed design numbers its waves after those an earlier driver recorded
+        self.offset = max((int(e.get("wave", 0)) for e in self.read_log(root).get("waves", [])), default=0)
 
     def _index(self, depth: float, width: float) -> int:
         hit = np.flatnonzero((self.grid.values == np.array([depth, width])).all(1))
@@ -98,7 +100,8 @@ class AdaptiveRun:
         self._started = True
         if first:
             self.queue = first
-            self._record(None, first)
+            if self.offset == 0:
+                self._record(None, first)
         else:
             self._next_wave()
 
@@ -149,6 +152,8 @@ class AdaptiveRun:
             if w is not None
             else {"wave": 0, "measured": len(self.measured), "spent": 0.0, "reason": "first wave"}
         )
+        if w is not None:
+            entry["wave"] = self.offset + w.number
         entry["asked"] = [self.cell_at[i] for i in asked]
         entry["failed"] = sorted(self.cell_at[i] for i in self.failed)
         entry["full_grid_flops"] = float(self.designer.cost.sum())
@@ -158,6 +163,11 @@ class AdaptiveRun:
         atomic_write_json(log, self.root / FILE)
         if self.on_wave is not None:
             self.on_wave(entry)
+
+    def recorded_done(self) -> bool:
+        """Whether the log's last wave already ended the design."""
+        waves = self.read_log(self.root).get("waves") or []
+        return bool(waves and waves[-1].get("done"))
 
     @staticmethod
     def read_log(root: Path) -> dict[str, Any]:

@@ -166,6 +166,8 @@ def _run_sweep(
     try:
         if todo:
             _run_tune(spec, todo, root, address, cb, status, totals(nodes), design)
+        elif design is not None and not design.recorded_done():
+            design.next_cell()  # every cell is done: record the design's decision on all of them
     finally:
         for p in todo:  # started or queued but never ended: the sweep was interrupted
             rec = state.setdefault(p.cell.cell_id, {})
