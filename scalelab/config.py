@@ -666,3 +666,16 @@ def _allowed_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
 def dump_config(cfg: BaseModel) -> dict[str, Any]:
     """The fully resolved config as plain YAML-able data."""
     return cfg.model_dump(mode="json")
+
+
+def drop_old_defaults(d: dict[str, Any], introduced_later: dict[tuple[str, ...], Any]) -> None:
+    """Remove from a config dump (in place) every setting introduced later that holds the value which
+    reproduces the older behaviour, so hashes of the dump (checkpoint fingerprints, cell ids) do not
+    change when a field is added."""
+    for path, old in introduced_later.items():
+        *parents, key = path
+        node = d
+        for part in parents:
+            node = node[part]
+        if node.get(key) == old:
+            node.pop(key, None)

@@ -26,6 +26,7 @@ from scalelab.config import (
     StrictModel,
     TrackingConfig,
     apply_overrides,
+    drop_old_defaults,
     format_validation_error,
     read_yaml,
     validate,
@@ -222,13 +223,7 @@ def cell_id(cfg: RunConfig) -> str:
     d["train"].pop("device", None)
     d["eval"].pop("batch_size", None)
     d["data"].pop("cache", None)
-    for path, old in CELL_ID_INTRODUCED_LATER.items():
-        *parents, key = path
-        node = d
-        for part in parents:
-            node = node[part]
-        if node.get(key) == old:
-            node.pop(key, None)
+    drop_old_defaults(d, CELL_ID_INTRODUCED_LATER)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from scalelab.atomic import atomic_write, atomic_write_json, atomic_write_text
-from scalelab.config import RunConfig
+from scalelab.config import RunConfig, drop_old_defaults
 
 __all__ = ["atomic_save", "atomic_write_json", "atomic_write_text", "fingerprint", "load"]
 
@@ -73,13 +73,7 @@ def fingerprint(cfg: RunConfig) -> str:
                 d[section].pop(k, None)
     d["data"].pop("cache", None)
     d["eval"]["monitor"] = cfg.monitor()  # null means the task's default (it was always ndcg@10)
-    for path, old in _INTRODUCED_LATER.items():
-        *parents, key = path
-        node = d
-        for part in parents:
-            node = node[part]
-        if node.get(key) == old:
-            node.pop(key, None)
+    drop_old_defaults(d, _INTRODUCED_LATER)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
