@@ -104,6 +104,7 @@ class Wave:
     settled: float  # P(decision within one grid step of the mode)
     probabilities: np.ndarray = field(repr=False)  # p(best) per cell
     next_cells: list[int] = field(default_factory=list)
+    edge: dict[str, str] = field(default_factory=dict)  # axis -> "larger"/"smaller": no interior optimum
     done: bool = False
     reason: str = ""
     result: FitResult | None = field(default=None, repr=False)
@@ -119,6 +120,7 @@ class Wave:
             "decision": cell(self.decision),
             "mode": cell(self.mode),
             "settled": self.settled,
+            "no_interior_optimum": self.edge,
             "next": [cell(i) for i in self.next_cells],
             "done": self.done,
             "reason": self.reason,
@@ -177,16 +179,26 @@ class AdaptiveDesigner:
         pred = np.where(self.feasible & np.isfinite(pred), pred, -np.inf)
         return int(np.argmax(pred))
 
-    def update(self, measured: dict[int, float], progress: Callable[[int, int], None] | None = None) -> Wave:
-        """Fit the law to the measured cells (cell -> metric) and decide the next wave."""
+    def update(
+        self,
+        measured: dict[int, float],
+        progress: Callable[[int, int], None] | None = None,
+        sd: dict[int, float] | None = None,
+        spent: float | None = None,
+    ) -> Wave:
+        """Fit the law to the measured cells (cell -> metric) and decide the next wave. `sd`: cells
+        whose value is a prediction (a run stopped early on its learning curve) with its standard
+        deviation, drawn into the bootstrap. `spent`: compute spent so far (default: the measured
+        cells' full cost; less when runs were stopped early)."""
         cells = sorted(measured)
-        spent = float(self.cost[cells].sum())
+        spent = float(self.cost[cells].sum()) if spent is None else float(spent)
         X, y = self.grid.values[cells], np.array([measured[c] for c in cells], dtype=float)
+        y_sd = np.array([(sd or {}).get(c, 0.0) for c in cells], dtype=float)
         n = len(self.grid)
         number = len(self.waves) + 1
         try:
             result = fit(self.law, X, y, bootstrap=self.bootstrap, seed=self.seed + number, progress=progress,
-                         **self.fit_options)  # fmt: skip
+                         y_sd=y_sd, **self.fit_options)  # fmt: skip
         except ValueError as e:  # too few points for the law: widen the design first
             todo = [
                 c for c in initial_design(self.grid, len(cells) + self.wave, self.cost) if c not in measured
@@ -203,8 +215,12 @@ class AdaptiveDesigner:
         mode = int(np.argmax(p))
         settled = float(p[self.grid.steps(mode, np.arange(n)) <= 1].sum())
         w = Wave(number, len(cells), spent, decision, mode, settled, p, result=result)
+        w.edge = self.edge(mode, result.theta)
         if settled >= self.stop and mode in measured:
             w.done, w.reason = True, f"settled: P(within one step of the mode) = {settled:.2f}"
+            if w.edge:
+                toward = ", ".join(f"{d} {a}" for a, d in w.edge.items())
+                w.reason += f"; no interior optimum in the grid: the law keeps improving toward {toward}"
         else:
             w.next_cells = self._affordable(self._next(picks, p, mode, measured, result), spent)
             if not w.next_cells:
@@ -212,6 +228,31 @@ class AdaptiveDesigner:
                 w.reason = "budget spent" if any(c not in measured for c in range(n)) else "grid exhausted"
         self.waves.append(w)
         return w
+
+    def edge(self, cell: int, theta: np.ndarray) -> dict[str, str]:
+        """Axes on which `cell` sits at the grid's edge while the law still improves one step beyond
+        it (a step of the axis's own last ratio): the grid holds no interior optimum there, and the
+        answer is "larger" or "smaller", not this cell."""
+        out: dict[str, str] = {}
+        sign = 1.0 if self.law.higher_is_better else -1.0
+        here = sign * float(self.law.predict(self.grid.values[[cell]], theta)[0])
+        for j, name in enumerate(self.grid.names):
+            vals = sorted(self.grid.axes[name])
+            k = int(self.grid.index[cell, j])
+            if len(vals) < 2:
+                continue
+            for at, beyond, word in (
+                (len(vals) - 1, vals[-1] ** 2 / vals[-2], "larger"),
+                (0, vals[0] ** 2 / vals[1], "smaller"),
+            ):
+                if k != at:
+                    continue
+                x = self.grid.values[[cell]].copy()
+                x[0, j] = beyond
+                out_there = sign * float(self.law.predict(x, theta)[0])
+                if np.isfinite(out_there) and out_there > here:
+                    out[name] = word
+        return out
 
     def _next(
         self, picks: np.ndarray, p: np.ndarray, mode: int, measured: dict[int, float], result: FitResult

@@ -15,7 +15,9 @@
   "residual" (default): the design is kept and leverage-scaled residuals are resampled, the bootstrap
   for designed experiments (a grid of configurations); "case": points (or groups, e.g. seeds of one
   configuration) are resampled. The default was chosen by measured coverage (bench/fit_coverage.py,
-  results/reference/fit.md).
+  results/reference/fit.md). Points known only with an uncertainty of their own (`y_sd`, e.g. a
+  run's final metric predicted from its learning curve) are also redrawn from N(y, y_sd) in every
+  resample, so that uncertainty reaches the intervals.
 - Guards: parameters at or with intervals reaching a bound, outlier points, intervals far wider than
   the data, a law's own readings (e.g. a Performance-Law term with a minimum).
 - Validation: in-sample R^2 and RMSE; out-of-sample by holding out the largest configurations.
@@ -221,12 +223,20 @@ def fit(
     level: float = 0.95,
     method: str = "residual",
     progress: Callable[[int, int], None] | None = None,
+    y_sd: np.ndarray | None = None,
 ) -> FitResult:
     """Fit `law` to (X, y); see the module docstring. `holdout` = number of largest configs held out
     (by `size`, default the product of the variables) for the out-of-sample check. `delta` = None
-    scales the Huber delta to the noise. `progress(done, total)` is called during the bootstrap."""
+    scales the Huber delta to the noise. `progress(done, total)` is called during the bootstrap.
+    `y_sd`: a standard deviation per point beyond the noise the fit measures (0 for measured points),
+    drawn into every bootstrap resample."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
+    if y_sd is not None:
+        y_sd = np.asarray(y_sd, dtype=float)
+        if y_sd.shape != y.shape or not np.all(np.isfinite(y_sd) & (y_sd >= 0)):
+            raise ValueError("y_sd needs one finite, non-negative standard deviation per point")
+        y_sd = y_sd if np.any(y_sd > 0) else None
     if X.ndim == 1:
         X = X[:, None]
     if method not in METHODS:
@@ -259,7 +269,7 @@ def fit(
 
     if bootstrap:
         result.bootstrap_thetas, result.bootstrap_stuck = _bootstrap(
-            prob, theta_f, delta, bootstrap, seed, method, groups, progress, level
+            prob, theta_f, delta, bootstrap, seed, method, groups, progress, level, y_sd
         )
         a = (1 - level) / 2
         lo, hi = np.quantile(result.bootstrap_thetas, [a, 1 - a], axis=0)
@@ -295,11 +305,21 @@ def _bootstrap(
     groups: np.ndarray | None,
     progress: Callable[[int, int], None] | None,
     level: float = 0.95,
+    y_sd: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Bootstrap parameter vectors and the share of refits that stopped at BOOT_NFEV evaluations."""
     rng = np.random.default_rng(seed)
     law = prob.law
     thetas, stuck = [], 0
+
+    def jitter(y: np.ndarray, sd: np.ndarray | None) -> np.ndarray:
+        """y redrawn within its own uncertainty (kept where a draw leaves the law's domain)."""
+        if sd is None:
+            return y
+        y2 = y + rng.normal(0.0, 1.0, len(y)) * sd
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bad = ~np.isfinite(link(law, y2))
+        return np.where(bad, y, y2)
 
     def refit(p: Problem) -> np.ndarray:
         nonlocal stuck
@@ -312,17 +332,17 @@ def _bootstrap(
         r = -prob.res(theta_f)  # target - fitted
         r = (r - r.mean()) * residual_inflation(len(r), len(theta_f), level)
         for i in range(n):
-            y_star = unlink(law, fitted + rng.choice(r, size=len(r), replace=True))
+            y_star = jitter(unlink(law, fitted + rng.choice(r, size=len(r), replace=True)), y_sd)
             thetas.append(refit(prob.with_target(y_star)))
             if progress:
                 progress(i + 1, n)
     else:
-        y = unlink(law, prob.target)
-        ids = np.unique(groups) if groups is not None else np.arange(len(y))
+        y0 = unlink(law, prob.target)
+        ids = np.unique(groups) if groups is not None else np.arange(len(y0))
         for i in range(n):
             pick = rng.choice(ids, size=len(ids), replace=True)
             idx = np.concatenate([np.flatnonzero(groups == g) for g in pick]) if groups is not None else pick
-            thetas.append(refit(prob.subset(idx, y)))
+            thetas.append(refit(prob.subset(idx, jitter(y0, y_sd))))
             if progress:
                 progress(i + 1, n)
     return np.array(thetas), stuck / max(n, 1)

@@ -232,7 +232,9 @@ def sweep(
     c = outcome.counts
     _print_results(outcome.table, spec.name)
     out.print(
-        f"{spec.name}: {c.done} finished, {c.skipped} already done, {c.diverged} diverged, {c.failed} failed "
+        f"{spec.name}: {c.done} finished, "
+        + (f"{c.stopped} stopped early on their learning curve, " if c.stopped else "")
+        + f"{c.skipped} already done, {c.diverged} diverged, {c.failed} failed "
         f"of {c.total}; runs table: {outcome.root / 'runs.csv'}",
         highlight=False,
     )

@@ -496,7 +496,8 @@ def fit_section(rep: Report, d: dict[str, Any], png: Path | None) -> None:
 
 def adaptive_section(rep: Report, root: Path) -> None:
     """The waves of an adaptive sweep (results/<sweep>/adaptive.json): cells measured, compute spent,
-    the decision and how settled it was after each."""
+    the decision, its predicted metric with the 95% band, and how settled it was after each; the cells
+    stopped early on their learning curve."""
     from scalelab.sweeps.adaptive import AdaptiveRun
 
     log = AdaptiveRun.read_log(root)
@@ -512,10 +513,19 @@ def adaptive_section(rep: Report, root: Path) -> None:
     for w in waves:
         spent = float(w.get("spent") or 0.0)
         settled = w.get("settled")
+        pm = w.get("decision_metric")
+        predicted = f"{pm['value']:.4f} [{pm['lo']:.4f}, {pm['hi']:.4f}]" if pm else "-"
+        edge = w.get("no_interior_optimum") or {}
+        decision = cell(w.get("decision")) + (
+            " (grid edge: " + ", ".join(f"{d} {a} may be better" for a, d in edge.items()) + ")"
+            if edge
+            else ""
+        )
         rows.append([
             Cell.of(str(w["wave"])), Cell.of(str(w.get("measured", 0))),
             Cell.of(f"{spent:.3g} ({spent / full:.0%})" if full else f"{spent:.3g}"),
-            Cell.of(cell(w.get("decision"))), Cell.of("-" if settled is None else f"{settled:.2f}"),
+            Cell.of(f"{float(w.get('hours_spent') or 0.0):.2f}"),
+            Cell.of(decision), Cell.of(predicted), Cell.of("-" if settled is None else f"{settled:.2f}"),
             Cell.of(str(len(w.get("asked") or []))), Cell.of(str(w.get("reason") or "")),
         ])  # fmt: skip
     rep.h2("Adaptive design")
@@ -529,8 +539,34 @@ def adaptive_section(rep: Report, root: Path) -> None:
             else "The design has not finished (re-run the sweep to continue it)."
         )
     )
-    header = ["wave", "cells measured", "compute spent (FLOPs, share of the grid)", "decision", "P(settled)"]
-    rep.table(Table([*header, "cells asked next", "note"], rows, align_left=1))
+    header = [
+        "wave",
+        "cells measured",
+        "compute spent (FLOPs, share of the grid)",
+        "training hours",
+        "decision",
+    ]
+    header += [f"predicted {log.get('metric')} [95%]", "P(settled)", "cells asked next", "note"]
+    rep.table(Table(header, rows, align_left=1))
+    stopped = log.get("stopped") or {}
+    names: dict[str, str] = {}
+    if stopped and (root / "runs.csv").exists():
+        import pandas as pd
+
+        runs = pd.read_csv(root / "runs.csv", usecols=["cell_id", "name"])
+        names = dict(zip(runs["cell_id"].astype(str), runs["name"].astype(str), strict=True))
+    if stopped:
+        rep.p(
+            f"{len(stopped)} cell(s) stopped early on their learning curve (fitters/curves.py); their predicted "
+            "finals stood in for measured ones, with their uncertainty:"
+        )
+        rep.table(Table(
+            ["cell", "stopped at epoch", f"predicted final {log.get('metric')} [95%]", "decision's value then"],
+            [[Cell.of(names.get(cid, cid)), Cell.of(f"{st['epoch']} of {st['epochs']}"),
+              Cell.of(f"{st['value']:.4f} [{st['ci95'][0]:.4f}, {st['ci95'][1]:.4f}]"),
+              Cell.of(f"{st['incumbent']:.4f}")] for cid, st in stopped.items()],
+            align_left=1,
+        ))  # fmt: skip
 
 
 def write_report(name_or_dir: str, compare: list[str] | None = None) -> Path:

@@ -99,3 +99,40 @@ def test_a_run_matters_while_its_interval_reaches_the_incumbent() -> None:
     assert can_matter(loss, 1.95, higher_is_better=False) and not can_matter(
         loss, 1.85, higher_is_better=False
     )
+
+
+def test_an_optimum_beyond_the_grid_is_reported_as_no_interior_optimum() -> None:
+    small = Grid({"depth": [1, 2, 3, 4, 6], "width": [16, 24, 32, 48, 64, 96, 128, 192]})  # true best depth 10.1
+    cost = small.values[:, 0] * small.values[:, 1] ** 2
+    truth = law().predict(small.values, TRUE)
+    d = AdaptiveDesigner(law(), small, cost, seed=0, bootstrap=100)
+    last = d.run(lambda cells: {c: float(truth[c]) for c in cells})
+    assert small.values[last.mode, 0] == 6  # the grid's largest depth
+    assert last.edge == {"depth": "larger"}
+    assert "no interior optimum" in last.reason and "larger depth" in last.reason
+    assert last.to_dict(small)["no_interior_optimum"] == {"depth": "larger"}
+    # on the full grid the optimum is interior: nothing is flagged
+    full = AdaptiveDesigner(law(), GRID, COST, seed=0, bootstrap=100)
+    truth = law().predict(GRID.values, TRUE)
+    assert full.run(lambda cells: {c: float(truth[c]) for c in cells}).edge == {}
+
+
+def test_predicted_values_carry_their_uncertainty_into_the_law_fit() -> None:
+    from fitters import fit
+
+    rng = np.random.default_rng(0)
+    cells = initial_design(GRID, 12, COST)
+    X = GRID.values[cells]
+    y = law().predict(X, TRUE) + rng.normal(0, 0.002, len(cells))
+    plain = fit(law(), X, y, bootstrap=100, seed=1)
+    zero = fit(law(), X, y, bootstrap=100, seed=1, y_sd=np.zeros(len(y)))
+    assert np.array_equal(plain.bootstrap_thetas, zero.bootstrap_thetas)  # no extra uncertainty: same fit
+    sd = np.zeros(len(y))
+    sd[:4] = 0.02  # four values predicted from learning curves, 10x the noise
+    wide = fit(law(), X, y, bootstrap=100, seed=1, y_sd=sd)
+    assert np.allclose(wide.theta, plain.theta)  # the point estimate does not change
+    lo0, hi0 = plain.predict_interval(X[:4])
+    lo1, hi1 = wide.predict_interval(X[:4])
+    assert np.all(hi1 - lo1 > 1.5 * (hi0 - lo0))
+    with pytest.raises(ValueError, match="y_sd"):
+        fit(law(), X, y, bootstrap=10, y_sd=-sd)

@@ -121,6 +121,34 @@ def test_adaptive_sweep_on_ray_tune(tmp_path: Path) -> None:
     assert again.counts.done == 0 and again.exit_code == 0
 
 
+@pytest.mark.slow
+def test_adaptive_sweep_stops_cells_on_their_curve_on_ray_tune(tmp_path: Path) -> None:
+    """The Tune scheduler reads the running cells' curves; stopped cells end as stopped_early, with
+    the reason in the runs table, exit 0, and the report lists them."""
+    from scalelab.report import write_report
+    from scalelab.sweeps.runner import run_sweep
+
+    toy = {
+        **SPEC,
+        "base": {**SPEC["base"], "data": {"synthetic": {"num_users": 300, "num_items": 80, "mean_seq_len": 12},
+                 "max_seq_len": 12}, "train": {**SPEC["base"]["train"], "epochs": 12, "eval_every": 1}},
+        "grid": {"model.depth": [1, 2, 3, 4], "model.width": [8, 12, 16, 24]},
+        "adaptive": {"bootstrap": 60, "curves": True},
+        "max_concurrent": 2, "resources": {"cpu": 1},
+    }  # fmt: skip
+    spec, cells = load_sweep(write_spec(tmp_path, toy))
+    out = run_sweep(spec, cells, "spec.yaml", track=False)
+    status = out.table.set_index("cell_id")["status"]
+    assert out.exit_code == 0 and set(status) <= {"finished", "unneeded", "stopped_early"}
+    stopped = set(status[status == "stopped_early"].index)
+    log = json.loads((spec.results_dir() / "adaptive.json").read_text())
+    assert stopped and stopped == set(log["stopped"]) and out.counts.stopped == len(stopped)
+    reasons = out.table.set_index("cell_id").loc[sorted(stopped), "failure_reason"]
+    assert all(r.startswith("stopped at epoch") for r in reasons)
+    md = (write_report(str(spec.results_dir())) / "report.md").read_text()
+    assert "stopped early on their learning curve" in md
+
+
 def test_the_last_wave_is_recorded_when_the_grid_runs_out(tmp_path: Path) -> None:
     """On a 3 x 3 grid the design may need every cell: the wave that finds nothing left to ask is
     still decided and written (Tune asks no more once it has handed out the last trial)."""
@@ -139,3 +167,84 @@ def test_the_last_wave_is_recorded_when_the_grid_runs_out(tmp_path: Path) -> Non
     assert run.finished
     last = json.loads((root / "adaptive.json").read_text())["waves"][-1]
     assert last["done"] is True and last["decision"] is not None and last["reason"]
+
+
+def truth_at(depth: float, width: float) -> float:
+    return float(make_law("performance").predict(np.array([[depth, width]]), TRUE)[0])
+
+
+def show_curve(run: AdaptiveRun, cid: str, final: float, epochs: int) -> dict | None:
+    """Show the design a cell's validation curve (rising towards `final`) every second epoch, as the
+    Tune scheduler does; the stop it returns, if any."""
+    rng = np.random.default_rng(0)
+    curve = []
+    for e in range(2, epochs + 1, 2):
+        curve.append((e, final * (1 - np.exp(-e / 4)) + rng.normal(0, 1e-4)))
+        stop = run.check_curve(cid, curve, seconds=float(e))
+        if stop is not None:
+            return stop
+    return None
+
+
+def test_cells_that_cannot_change_the_decision_are_stopped_on_their_curve(tmp_path: Path) -> None:
+    spec_d = {**SPEC, "adaptive": {"bootstrap": 60, "curves": True}}
+    spec_d["base"] = {**SPEC["base"], "train": {**SPEC["base"]["train"], "epochs": 30}}
+    spec, cells = load_sweep(write_spec(tmp_path, spec_d))
+    root, planned = spec.results_dir(), plan(spec, cells)
+    by_id = {c.cell_id: c for c in cells}
+    run = AdaptiveRun(spec.adaptive, planned, root, "ndcg@10")
+    truth = {c.cell_id: truth_at(c.config.model.depth, c.config.model.width) for c in cells}
+    first = [run.next_cell() for _ in range(7)]
+    assert show_curve(run, str(first[0]), truth[str(first[0])], 30) is None  # no decision yet: no stop
+    for cid in first:
+        m = by_id[cid].config.model
+        fake_trial(root, cid, m.depth, m.width)
+        run.complete(cid)
+    assert run.last is not None and run.last.decision >= 0
+    decided = run.cell_at[run.last.decision]
+    untried = [c for c in truth if c not in first]
+    worst, best = min(untried, key=truth.get), max(untried, key=truth.get)
+    assert show_curve(run, best, truth[best], 30) is None  # it may be the answer: trained to the end
+    assert show_curve(run, decided, truth[decided], 30) is None  # the decision itself never stops
+    stop = show_curve(run, worst, truth[worst], 30)
+    assert stop is not None and stop["epoch"] < 30 and stop["sd"] > 0
+    assert stop["ci95"][1] < stop["incumbent"] and truth[worst] < stop["incumbent"]
+    assert stop["ci95"][0] <= truth[worst] <= stop["ci95"][1]  # the prediction holds the true final
+    run.running.add(run.index_of[worst])
+    run.complete(worst)  # Tune ends the trial; the design takes the prediction
+    i = run.index_of[worst]
+    assert run.measured[i] == stop["value"] and run.sd[i] == stop["sd"]
+    log = json.loads((root / "adaptive.json").read_text())
+    assert set(log["stopped"]) == {worst}
+    # a resumed driver takes the stopped cell's prediction, with its uncertainty
+    again = AdaptiveRun(spec.adaptive, planned, root, "ndcg@10")
+    again.resume()
+    assert again.measured[i] == stop["value"] and again.sd == {i: stop["sd"]}
+    flops, _ = again.spent()
+    per_epoch = {again.index_of[p.cell.cell_id]: p.flops_per_epoch for p in planned}
+    trained = sum(per_epoch[j] * 30 for j in again.measured if j != i)  # no epochs_run: the limit, 30
+    assert flops == pytest.approx(trained + per_epoch[i] * stop["epoch"])
+
+
+def test_a_budget_in_hours_becomes_flops_at_the_measured_throughput(tmp_path: Path) -> None:
+    spec_d = {**SPEC, "adaptive": {"bootstrap": 60, "budget_hours": 1.0}}
+    spec, cells = load_sweep(write_spec(tmp_path, spec_d))
+    root, planned = spec.results_dir(), plan(spec, cells)
+    by_id = {c.cell_id: c for c in cells}
+    run = AdaptiveRun(spec.adaptive, planned, root, "ndcg@10")
+    for _ in range(7):  # the first wave; each cell trained 10 epochs of 60 s
+        cid = run.next_cell()
+        assert cid not in (None, FINISHED)
+        m = by_id[cid].config.model
+        fake_trial(root, cid, m.depth, m.width)
+        s = json.loads((root / "trials" / cid / "summary.json").read_text())
+        s.update(epochs_run=10, mean_epoch_time_s=60.0)
+        (root / "trials" / cid / "summary.json").write_text(json.dumps(s))
+        run.complete(cid)
+    flops, hours = run.spent()
+    assert hours == pytest.approx(7 * 10 * 60 / 3600)
+    per_epoch = {run.index_of[p.cell.cell_id]: p.flops_per_epoch for p in planned}
+    assert flops == pytest.approx(sum(per_epoch[i] * 10 for i in run.measured))
+    assert run.designer.budget == pytest.approx(flops / hours)  # 1 hour at the measured FLOPs per hour
+    with pytest.raises(ConfigError, match="one budget"):
+        load_sweep(write_spec(tmp_path, {**SPEC, "adaptive": {"budget_hours": 1, "budget_flops": 1e12}}))

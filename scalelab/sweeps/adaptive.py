@@ -7,6 +7,14 @@ they call for (or with the rest of the first wave). Every wave
 is written to `results/<sweep>/adaptive.json` and logged to the sweep's MLflow parent run (the
 decision's P(settled), the compute spent, the cells asked for). Cells the design did not need end
 with status `unneeded`.
+
+With `adaptive.curves`, a Tune scheduler (`make_scheduler`) reads every running cell's test-metric
+curve and stops the cell once the curve's predicted final (`fitters.curves.predict_final`, at the
+cell's epoch limit) has a 95% interval entirely below the value the law predicts for the current
+decision: such a cell cannot become the best. (It could still move the law a little; its predicted
+value stands in for the measured one, with its standard deviation drawn into the bootstrap.) Stopped
+cells end with status `stopped_early`; their predictions are kept in adaptive.json for a resumed
+driver.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import numpy as np
 
 from fitters import make_law
 from fitters.adaptive import AdaptiveDesigner, Grid, Wave
+from fitters.curves import can_matter, predict_final
 from scalelab.atomic import atomic_write_json
 from scalelab.run_record import RunRecord
 from scalelab.sweeps import results as res
@@ -48,11 +57,15 @@ class AdaptiveRun:
         }
         self.grid = Grid(axes)
         self.cell_at: dict[int, str] = {}
+        self.epochs: dict[str, int] = {}  # a cell's epoch limit
+        self.flops_per_epoch = np.zeros(len(self.grid))
         cost = np.zeros(len(self.grid))
         for p in planned:
             m = p.cell.config.model
             i = self._index(float(m.depth), float(m.width))
             self.cell_at[i] = p.cell.cell_id
+            self.epochs[p.cell.cell_id] = p.cell.config.train.epochs
+            self.flops_per_epoch[i] = p.flops_per_epoch
             cost[i] = p.flops_per_epoch * p.cell.config.train.epochs  # at most: early stopping spends less
         self.index_of = {c: i for i, c in self.cell_at.items()}
         if len(self.cell_at) != len(self.grid):
@@ -64,6 +77,9 @@ class AdaptiveRun:
             bootstrap=spec.bootstrap, seed=spec.seed,
         )  # fmt: skip
         self.measured: dict[int, float] = {}
+        self.sd: dict[int, float] = {}  # cells whose value is a learning-curve prediction
+        self.stopped: dict[str, dict[str, Any]] = dict(self.read_log(root).get("stopped") or {})
+        self.used: dict[int, tuple[float, float]] = {}  # cell -> (FLOPs, training seconds) actually spent
         self.failed: set[int] = set()
         self.running: set[int] = set()
         self.started: set[str] = set()  # cells handed to a trial in this invocation
@@ -81,14 +97,36 @@ class AdaptiveRun:
     # ------------------------------------------------------------------------------- state
 
     def value_of(self, cid: str) -> float | None:
-        """The cell's metric from its summary, if it finished (None otherwise)."""
+        """The cell's metric from its summary, if it finished (None otherwise); notes what it spent."""
+        i = self.index_of[cid]
+        if cid in self.stopped:
+            st = self.stopped[cid]
+            self.sd[i] = float(st["sd"])
+            self.used[i] = (self.flops_per_epoch[i] * st["epoch"], float(st.get("seconds", 0.0)))
+            return float(st["value"])
         s = res.trial_summary(self.root, cid)
         if s is None or s.get("status") != "finished":
             return None
         rec = RunRecord.from_json(s)
         values = rec.selected_test if self.spec.which == "best" else rec.final
         v = values.get(self.metric)
+        epochs = rec.epochs_run or self.epochs[cid]
+        self.used[i] = (self.flops_per_epoch[i] * epochs, float(s.get("mean_epoch_time_s") or 0.0) * epochs)
         return float(v) if v is not None and np.isfinite(v) else None
+
+    def spent(self) -> tuple[float, float]:
+        """FLOPs and training hours the measured cells used."""
+        flops = sum(self.used[i][0] for i in self.measured if i in self.used)
+        hours = sum(self.used[i][1] for i in self.measured if i in self.used) / 3600
+        return float(flops), float(hours)
+
+    def _hours_budget(self) -> None:
+        """A budget in hours becomes a FLOPs budget at the throughput measured so far."""
+        if self.spec.budget_hours is None:
+            return
+        flops, hours = self.spent()
+        if flops > 0 and hours > 0:
+            self.designer.budget = self.spec.budget_hours / hours * flops
 
     def resume(self) -> None:
         """Take the cells finished earlier and replay the design up to the wave they lead to."""
@@ -137,7 +175,8 @@ class AdaptiveRun:
             self._next_wave()
 
     def _next_wave(self) -> None:
-        w = self.designer.update(self.measured)
+        self._hours_budget()
+        w = self.designer.update(self.measured, sd=self.sd, spent=self.spent()[0])
         self.last = w
         todo = [c for c in w.next_cells if c not in self.failed and c not in self.measured]
         if w.done or not todo:
@@ -158,11 +197,55 @@ class AdaptiveRun:
         entry["failed"] = sorted(self.cell_at[i] for i in self.failed)
         entry["full_grid_flops"] = float(self.designer.cost.sum())
         entry["budget_flops"] = self.designer.budget
+        entry["hours_spent"] = self.spent()[1]
+        if w is not None and w.result is not None and w.decision >= 0:
+            entry["decision_metric"] = self.predicted(w)
         log["waves"] = [e for e in log.get("waves", []) if e.get("wave") != entry["wave"]] + [entry]
         log["metric"], log["which"] = self.metric, self.spec.which
+        log["stopped"] = self.stopped
         atomic_write_json(log, self.root / FILE)
         if self.on_wave is not None:
             self.on_wave(entry)
+
+    def predicted(self, w: Wave) -> dict[str, float]:
+        """The law's prediction for the wave's decision, with its 95% band."""
+        assert w.result is not None
+        x = self.grid.values[[w.decision]]
+        lo, hi = w.result.predict_interval(x) if w.result.bootstrap_thetas is not None else (None, None)
+        value = float(w.result.predict(x)[0])
+        return {"value": value, "lo": float(lo[0]) if lo is not None else value,
+                "hi": float(hi[0]) if hi is not None else value}  # fmt: skip
+
+    # ------------------------------------------------------------------- learning curves
+
+    def check_curve(self, cid: str, curve: list[tuple[int, float]], seconds: float) -> dict[str, Any] | None:
+        """Whether the running cell `cid`, whose metric so far is `curve` [(epoch, value)], should stop:
+        its prediction (kept, and returned) when its interval cannot reach the decision's value."""
+        w = self.last
+        if not self.spec.curves or w is None or w.result is None or w.decision < 0 or cid in self.stopped:
+            return None
+        if self.index_of[cid] == w.decision:
+            return None
+        epochs = np.array([e for e, _ in curve], dtype=float)
+        values = np.array([v for _, v in curve], dtype=float)
+        if not len(epochs) or epochs.max() >= self.epochs[cid]:
+            return None  # nothing left to save
+        pred = predict_final(epochs, values, self.epochs[cid], bootstrap=100, seed=len(curve))
+        incumbent = self.predicted(w)["value"]
+        if pred is None or can_matter(pred, incumbent):
+            return None
+        lo, hi = pred.ci95
+        info = {
+            "value": pred.value, "sd": max((hi - lo) / 3.92, 0.0), "ci95": [lo, hi], "epoch": int(max(epochs)),
+            "epochs": self.epochs[cid], "incumbent": incumbent, "seconds": seconds,
+            "reason": f"stopped at epoch {int(max(epochs))}: predicted final {self.metric} {pred.value:.4f} "
+            f"[{lo:.4f}, {hi:.4f}] cannot reach the decision's {incumbent:.4f}",
+        }  # fmt: skip
+        self.stopped[cid] = info
+        log = self.read_log(self.root)
+        log["stopped"] = self.stopped
+        atomic_write_json(log, self.root / FILE)  # kept at once: a driver that dies now still knows
+        return info
 
     def recorded_done(self) -> bool:
         """Whether the log's last wave already ended the design."""
@@ -203,3 +286,29 @@ def make_searcher(run: AdaptiveRun) -> Any:
                 run.complete(cid, error)
 
     return AdaptiveSearcher()
+
+
+def make_scheduler(run: AdaptiveRun) -> Any:
+    """A Ray Tune scheduler that stops a running cell once `run.check_curve` says its learning curve
+    cannot reach the decision (FIFO otherwise)."""
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    key = f"test_{run.metric}"
+
+    class CurveScheduler(FIFOScheduler):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.curves: dict[str, list[tuple[int, float]]] = {}
+            self.seconds: dict[str, float] = {}
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+            cid = trial.config["cell"]
+            if "epoch" in result and "status" not in result:
+                self.seconds[cid] = self.seconds.get(cid, 0.0) + float(result.get("epoch_time_s") or 0.0)
+                if result.get(key) is not None:
+                    self.curves.setdefault(cid, []).append((int(result["epoch"]), float(result[key])))
+                    if run.check_curve(cid, self.curves[cid], self.seconds[cid]) is not None:
+                        return TrialScheduler.STOP  # type: ignore[no-any-return]  # Tune compares by identity
+            return TrialScheduler.CONTINUE  # type: ignore[no-any-return]
+
+    return CurveScheduler()

@@ -161,12 +161,12 @@ def _run_tune(
         max_conc = max(1, int(available["cpu"] // per))
     storage = Path(spec.storage_path).resolve() if spec.storage_path else root / "ray"
     if design is not None:
-        from scalelab.sweeps.adaptive import make_searcher
+        from scalelab.sweeps.adaptive import make_scheduler, make_searcher
 
         space: dict[str, Any] = {}
         tune_config = tune.TuneConfig(
             search_alg=make_searcher(design), num_samples=len(todo), max_concurrent_trials=max_conc,
-            reuse_actors=True,
+            reuse_actors=True, scheduler=make_scheduler(design) if design.spec.curves else None,
         )  # fmt: skip
     else:
         space = {"cell": tune.grid_search([p.cell.cell_id for p in todo])}

@@ -48,6 +48,7 @@ class Counts:
     failed: int = 0
     diverged: int = 0
     skipped: int = 0
+    stopped: int = 0  # stopped early on their learning curve (adaptive sweeps)
     best: tuple[str, float] | None = None
     started: float = field(default_factory=time.time)
     finished_times: list[float] = field(default_factory=list)
@@ -57,10 +58,19 @@ class Counts:
 
     @property
     def pending(self) -> int:
-        return self.total - self.done - self.running - self.failed - self.diverged - self.skipped
+        return (
+            self.total - self.done - self.running - self.failed - self.diverged - self.skipped - self.stopped
+        )
 
 
-STATE_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "diverged": "red", "oom": "red"}
+STATE_STYLE = {
+    "running": "cyan",
+    "finished": "green",
+    "stopped_early": "yellow",
+    "failed": "red",
+    "diverged": "red",
+    "oom": "red",
+}
 MAX_ROWS = 24  # running trials first, then the most recently ended ones
 
 

@@ -48,7 +48,8 @@ __all__ = [  # the planning names are re-exported: `scalelab sweep --dry-run` an
 
 
 # a cell that ended, one way or the other (unneeded: an adaptive sweep's design did not ask for it)
-DONE_STATUSES = ("finished", "diverged", "failed", "oom", "unneeded")
+# stopped_early: its learning curve showed it could not change the adaptive design's decision
+DONE_STATUSES = ("finished", "diverged", "failed", "oom", "unneeded", "stopped_early")
 
 
 @dataclass
@@ -163,6 +164,8 @@ def _run_sweep(
         counts.trials[p.cell.cell_id] = TrialView(p.cell.config.name, p.cell.config.train.epochs)
     cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.monitor())
     design = _adaptive_run(spec, planned, root, cells[0].config.monitor(), parent) if spec.adaptive else None
+    if design is not None:
+        cb.early = design.stopped
     try:
         if todo:
             _run_tune(spec, todo, root, address, cb, status, totals(nodes), design)
@@ -187,7 +190,8 @@ def _run_sweep(
             statuses = table["status"].value_counts().to_dict()
             parent.set_tags({f"cells_{k}": v for k, v in statuses.items()})
             parent.log_artifact(root / "runs.csv")
-            complete = statuses.get("finished", 0) + statuses.get("unneeded", 0) == len(cells)
+            ended = ("finished", "unneeded", "stopped_early")
+            complete = sum(statuses.get(k, 0) for k in ended) == len(cells)
             parent.finish("FINISHED" if complete else "FAILED")
     outcome = SweepOutcome(root, table, counts)
     if outbox is not None:

@@ -107,6 +107,18 @@ class AdaptiveSpec(StrictModel):
         None, gt=0, le=1, description="Compute budget as a share of the full grid's training FLOPs."
     )
     budget_flops: float | None = Field(None, gt=0, description="Compute budget in training FLOPs.")
+    budget_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Compute budget in hours of training (summed over cells), converted to FLOPs at the "
+        "throughput the measured cells showed (the first wave always runs).",
+    )
+    curves: bool = Field(
+        False,
+        description="Stop a running cell once its learning curve (fitters/curves.py) predicts a final metric "
+        "whose 95% interval stays below the current decision's predicted value; the law fit then uses "
+        "that prediction with its uncertainty.",
+    )
     initial: int = Field(
         7, ge=3, le=1000, description="Cells of the first wave (at least what determines the law)."
     )
@@ -122,8 +134,11 @@ class AdaptiveSpec(StrictModel):
 
     @model_validator(mode="after")
     def _one_budget(self) -> AdaptiveSpec:
-        if self.budget_fraction is not None and self.budget_flops is not None:
-            raise ValueError("give budget_fraction or budget_flops, not both")
+        given = [
+            k for k in ("budget_fraction", "budget_flops", "budget_hours") if getattr(self, k) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(f"give one budget, not {' and '.join(given)}")
         return self
 
 

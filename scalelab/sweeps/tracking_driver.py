@@ -40,6 +40,7 @@ class _DriverCallback:
         self.sent: dict[str, Sent] = {}
         self.deferred: list[str] = []  # cells whose MLflow run could not be completed yet
         self.storage_error = ""
+        self.early: dict[str, dict[str, Any]] = {}  # cells an adaptive design stopped on their curve
 
     def view(self, cid: str) -> TrialView:
         cfg = self.cells[cid].config
@@ -101,6 +102,12 @@ class _DriverCallback:
                     self.counts.failed += 1
             if lg is not None:
                 self.complete(cid, lg, summary)
+        elif not error and cid in self.early:
+            st["status"], st["failure_reason"] = "stopped_early", self.early[cid]["reason"]
+            self.counts.stopped += 1
+            if lg is not None:
+                lg.set_tags({"status": "stopped_early", "reason": st["failure_reason"]})
+                lg.finish("KILLED")
         else:
             err_file = self.root / "trials" / cid / "error.txt"
             st["status"] = "failed"
