@@ -15,9 +15,10 @@ Strategies, each seed of each case:
 - adaptive: `fitters.adaptive.AdaptiveDesigner` (law-guided waves, stop when settled), cells trained to the end;
 - adaptive + curves: the same, a cell stopped at epoch 9 or 18 when its predicted final
   (`fitters.curves.predict_final`, 40 resamples) cannot beat the current decision's predicted value, the predicted
-  final standing in for the measured one;
-- ASHA (successive halving, reduction factor 3, rungs 1/3/9/27 epochs, every cell started): the best
-  cell trained to the end, no law.
+  final standing in for the measured one with its standard deviation (drawn into the law's bootstrap);
+- ASHA: Ray Tune's `ASHAScheduler` (reduction factor 3, grace period 1, max_t 27 epochs: rungs at 1, 3,
+  9 and 27) replayed on the same curves by `bench/replay.py` with 8 workers, every cell started; the
+  best metric among the cells it trained to the end is its answer (it has no law).
 Success: the recommended cell is within one grid step of the true best cell.
 
     .venv/bin/python bench/adaptive_synthetic.py             # 20 seeds per case, writes adaptive_synthetic.json
@@ -44,12 +45,25 @@ from fitters.curves import can_matter, predict_final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
+from replay import best_of, ray_asha
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 27
 CHECKS = (9, 18)  # epochs at which adaptive + curves may stop a cell
-RUNGS = (1, 3, 9, 27)  # ASHA
-BUDGETS = (0.1, 0.15, 0.2, 0.25, 0.33, 0.5, 0.75, 1.0)  # random search's budget scan (share of the full grid)
+BUDGETS = (
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.33,
+    0.5,
+    0.75,
+    1.0,
+)  # random search's budget scan (share of the full grid)
 
 PERF_TRUE = np.array([0.5, 2.0, -0.3, -0.18, 1.05])  # best depth 10.1, width 47 (fit_coverage.py's truth)
 CHIN_TRUE = np.array([np.log(1.69), np.log(406.4), 0.34, np.log(410.7), 0.28])  # Hoffmann et al.
@@ -184,9 +198,9 @@ def adaptive(case: Case, seed: int, boot: int, curves: bool) -> tuple[int, float
         w = d.waves[-1]
         return float(case.law.predict(case.grid.values[[w.decision]], w.result.theta)[0])
 
-    def measure(cells: list[int]) -> dict[int, float]:
+    def measure(cells: list[int]) -> dict[int, float | tuple[float, float]]:
         nonlocal stopped
-        out = {}
+        out: dict[int, float | tuple[float, float]] = {}
         inc = incumbent() if curves else None
         for c in cells:
             if inc is None:
@@ -199,7 +213,7 @@ def adaptive(case: Case, seed: int, boot: int, curves: bool) -> tuple[int, float
                                      y_range=(0, 1) if sign > 0 else None, bootstrap=40, seed=seed)  # fmt: skip
                 if pred is not None and not can_matter(pred, inc, sign > 0):
                     sim.spent += case.cost[c] * e / EPOCHS
-                    value, stopped = pred.value, stopped + 1
+                    value, stopped = (pred.value, (pred.ci95[1] - pred.ci95[0]) / 3.92), stopped + 1
                     break
             out[c] = sim.train(c) if value is None else value
         return out
@@ -209,21 +223,20 @@ def adaptive(case: Case, seed: int, boot: int, curves: bool) -> tuple[int, float
 
 
 def asha(case: Case, seed: int) -> tuple[int, float]:
+    """Ray Tune's ASHA on the simulated curves (bench/replay.py); its answer is the best of the cells
+    it trained to the end (among the feasible ones)."""
     sim = Simulator(case, seed)
-    sign = 1.0 if case.law.higher_is_better else -1.0
-    alive = list(range(len(case.grid)))
-    trained = dict.fromkeys(alive, 0)
-    score: dict[int, float] = {}
-    for i, rung in enumerate(RUNGS):
-        for c in alive:
-            sim.spent += case.cost[c] * (rung - trained[c]) / EPOCHS
-            trained[c] = rung
-            score[c] = float(sim.curve(c, rung)[-1]) if rung < EPOCHS else float(sim.final[c])
-        if i < len(RUNGS) - 1:
-            keep = max(1, len(alive) // 3)
-            alive = sorted(alive, key=lambda c: -sign * score[c])[:keep]
-    feas = [c for c in alive if case.feasible[c]] or alive
-    return max(feas, key=lambda c: sign * score[c]), sim.spent
+    higher = case.law.higher_is_better
+
+    def curve(c: int, e: int) -> float:
+        return float(sim.curve(c, e)[-1]) if e < EPOCHS else float(sim.final[c])
+
+    last, trained, spent = ray_asha(
+        list(range(len(case.grid))), curve, lambda c: EPOCHS, lambda c: case.cost[c] / EPOCHS,
+        higher_is_better=higher, max_t=EPOCHS,
+    )  # fmt: skip
+    full = {c: v for c, v in last.items() if trained[c] >= EPOCHS}
+    return best_of(full or last, higher, case.feasible), spent
 
 
 def hit_test(case: Case) -> Callable[[int], bool]:
@@ -239,7 +252,7 @@ NAMES = {
     "adaptive": "adaptive",
     "adaptive_curves": "adaptive + curves",
     "random_equal": "random, adaptive's budget",
-    "asha": "ASHA (no law)",
+    "asha": "Ray Tune's ASHA (no law)",
 }
 
 

@@ -274,12 +274,23 @@ class AdaptiveDesigner:
             todo = [todo[i] for i in np.argsort(-width)]
         return (chosen + todo)[: self.wave]
 
-    def run(self, measure: Callable[[list[int]], dict[int, float]]) -> Wave:
-        """Drive a whole design: `measure(cells)` returns the metric of each cell (a simulation, or
-        a sweep wave). Returns the last wave."""
-        measured = dict(measure(self.first_wave()))
+    def run(self, measure: Callable[[list[int]], dict[int, float | tuple[float, float]]]) -> Wave:
+        """Drive a whole design: `measure(cells)` returns each cell's metric (a simulation, or a sweep
+        wave), or (value, standard deviation) for a value predicted rather than measured. Returns the
+        last wave."""
+        measured: dict[int, float] = {}
+        sd: dict[int, float] = {}
+
+        def take(out: dict[int, float | tuple[float, float]]) -> None:
+            for c, v in out.items():
+                if isinstance(v, tuple):
+                    measured[c], sd[c] = float(v[0]), float(v[1])
+                else:
+                    measured[c] = float(v)
+
+        take(measure(self.first_wave()))
         while True:
-            w = self.update(measured)
+            w = self.update(measured, sd=sd)
             if w.done:
                 return w
-            measured.update(measure(w.next_cells))
+            take(measure(w.next_cells))
