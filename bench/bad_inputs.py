@@ -130,6 +130,24 @@ def spec_cases() -> list[Case]:
             {"grid": {"model.depth": [1, 2, 4], "model.width": [8, 16]}, "adaptive": {}},
             "model.width",
         ),
+        (
+            "adaptive with two budgets",
+            {
+                "grid": {"model.depth": [1, 2, 4], "model.width": [8, 16, 32]},
+                "adaptive": {"budget_hours": 2, "budget_fraction": 0.3},
+            },
+            "budget_fraction and budget_hours",
+        ),
+        (
+            "adaptive budget_hours not positive",
+            {"grid": {"model.depth": [1, 2, 4], "model.width": [8, 16, 32]}, "adaptive": {"budget_hours": 0}},
+            "adaptive.budget_hours",
+        ),
+        (
+            "adaptive curves not a boolean",
+            {"grid": {"model.depth": [1, 2, 4], "model.width": [8, 16, 32]}, "adaptive": {"curves": "maybe"}},
+            "adaptive.curves",
+        ),
     ]
     cases = [
         Case(
