@@ -59,7 +59,9 @@ def with_derived(table: pd.DataFrame) -> pd.DataFrame:
         for name, (a, b) in DERIVED.items()
         if name not in table.columns and a in table.columns and b in table.columns
     }
-    return table.assign(**extra) if extra else table
+    # concat, not assign: a wide runs table read from CSV has many blocks, and inserting into it makes
+    # pandas warn that the frame is fragmented
+    return pd.concat([table, pd.DataFrame(extra, index=table.index)], axis=1) if extra else table
 
 
 def with_entropy(table: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +80,7 @@ def with_entropy(table: pd.DataFrame) -> pd.DataFrame:
     warnings.warn(
         f"entropy: H(next item | previous {k}), the context length every fitted row covers", stacklevel=3
     )
-    return table.assign(entropy=table[col])
+    return pd.concat([table, table[col].rename("entropy")], axis=1)
 
 
 def unconverged(rows: pd.DataFrame) -> pd.Series:
@@ -98,6 +100,17 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if p.suffix == ".parquet":
         return pd.read_parquet(p)
     return pd.read_csv(p)
+
+
+def resolve_which(table: pd.DataFrame, which: str = "auto") -> str:
+    """`auto`: `best` (the test metric at the best validation epoch) when the runs selected their epoch
+    on a validation split, else `final` (the last epoch: without a validation split the "best" epoch
+    would be chosen on the test metric itself)."""
+    if which != "auto":
+        return which
+    valid = [c for c in table.columns if c.startswith("valid_best_")]
+    selected = bool(valid) and pd.to_numeric(table[valid[0]], errors="coerce").notna().any()
+    return "best" if selected and any(c.startswith("best_") for c in table.columns) else "final"
 
 
 def metric_column(table: pd.DataFrame, metric: str, which: str = "final") -> str:
@@ -132,7 +145,7 @@ def select(
         table = table[table["status"] == status]
     if "entropy" in variables and "entropy" not in table.columns:
         table = with_entropy(table)
-    ycol = metric_column(table, metric, which)
+    ycol = metric_column(table, metric, resolve_which(table, which))
     xcols = [variable_column(table, v) for v in variables]
     sub = table[[*xcols, ycol]].apply(pd.to_numeric, errors="coerce")
     ok = np.isfinite(sub.to_numpy(dtype=float)).all(axis=1)

@@ -415,8 +415,12 @@ def fit_cmd(
         typer.Option(help="Decisions stay within this factor beyond the measured range of each variable."),
     ] = 2.0,
     which: Annotated[
-        str, typer.Option(help="final (last epoch) or best (best validation epoch) metrics.")
-    ] = "final",
+        str,
+        typer.Option(
+            help="best (test metric at the best validation epoch), final (last epoch), or auto: best when "
+            "the runs chose their epoch on a validation split, else final (as `scalelab report`)."
+        ),
+    ] = "auto",
     track: Annotated[
         bool, typer.Option(help="Log the fit as an MLflow run under the sweep's parent run.")
     ] = True,
@@ -457,6 +461,8 @@ def fit_cmd(
         raise UserError(f"--interval {interval!r}: use residual or case")
     if trust < 1:
         raise UserError(f"--trust {trust:g}: must be >= 1 (1 = the measured range only)")
+    if which not in ("auto", "best", "final"):
+        raise UserError(f"--which {which!r}: use auto, best or final")
     options = _law_options(opt, form=form, direction=direction)
     job = fitting.FitJob(
         law=law,
@@ -495,6 +501,10 @@ def fit_cmd(
     out.print(f"fit: {json_path}\nplot: {png_path}")
 
 
+def _which_words(which: str) -> str:
+    return {"best": "test, at the best validation epoch", "final": "test, at the last epoch"}.get(which, which)
+
+
 def _law_options(opt: list[str] | None, **named: str | None) -> dict[str, Any]:
     """KEY=VALUE options (values read as YAML) plus the named flags (--form, --direction) that were given;
     the law itself checks them (fitting.build_law)."""
@@ -517,7 +527,8 @@ def _print_fit(d: dict[str, Any]) -> None:
         "parameter",
         "value",
         "95% interval",
-        title=f"{d['law']} law on {d['metric']} ({d['n_points']} points; {d.get('formula', '')})",
+        title=f"{d['law']} law on {d['metric']} ({_which_words(d.get('which', 'final'))}; {d['n_points']} points; "
+        f"{d.get('formula', '')})",
         title_justify="left",
     )
     for k, v in d["params"].items():

@@ -13,7 +13,7 @@ import pandas as pd
 
 from fitters import LAWS, FitResult, Law, fit, make_law, metric_range
 from fitters.decisions import DEFAULT_TRUST, Decision, allocation, best_config, trust_region
-from fitters.table import read_table, select, unconverged
+from fitters.table import read_table, resolve_which, select, unconverged
 from scalelab.errors import UserError
 
 # Variables that cannot go below a natural limit (a model has at least one block and one channel).
@@ -28,7 +28,7 @@ class FitJob:
     options: dict[str, Any] = field(default_factory=dict)
     holdout: int = 2
     bootstrap: int = 1000
-    which: str = "final"
+    which: str = "auto"  # best | final | auto (fitters.table.resolve_which)
     seed: int = 0
     method: str = "residual"
     trust: float = DEFAULT_TRUST
@@ -102,6 +102,8 @@ def run_fit(
     rows used and the variable names."""
     law = build_law(job)
     variables = law.variables
+    if job.which == "auto":
+        job.which = resolve_which(table, "auto")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

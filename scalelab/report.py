@@ -200,8 +200,10 @@ def load_sweep_table(name_or_dir: str) -> tuple[pd.DataFrame, Path]:
 def metric_prefix(table: pd.DataFrame) -> str:
     """`best_` (test metric at the best validation epoch) when the runs selected on validation,
     else `final_` (last epoch)."""
-    has_valid = any(c.startswith("valid_best_") for c in table.columns)
-    return "best_" if has_valid and all(f"best_{m}" in table.columns for m in METRICS) else "final_"
+    from fitters.table import resolve_which
+
+    best = resolve_which(table) == "best" and all(f"best_{m}" in table.columns for m in METRICS)
+    return "best_" if best else "final_"
 
 
 def _switches(done: pd.DataFrame, names: tuple[str, ...]) -> list[str]:

@@ -129,3 +129,26 @@ def test_predict_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     assert q.returncode == 2 and "has no option 'colour'" in q.stderr
     q = run("fit", "--runs", str(table), "--no-track", "--law", "power", "--form", "tied")
     assert q.returncode == 2 and "has no option 'form'" in q.stderr
+
+
+def test_fit_uses_the_best_validation_epoch_when_the_runs_had_one(tmp_path: Path) -> None:
+    """`--which auto` (the default): on the real Beauty sweep's runs table (leave-two-out, early stopping
+    on validation) the law is fitted to the test metric at the best validation epoch, as `scalelab
+    report` shows it; on a table without validation metrics, to the last epoch."""
+    from fitters.table import resolve_which
+
+    beauty = Path(__file__).resolve().parents[1] / "results" / "reference" / "laws_real" / "laws_real_beauty.csv"
+    table = pd.read_csv(beauty)
+    assert resolve_which(table) == "best" and resolve_which(table, "final") == "final"
+    no_valid = table.assign(**{c: np.nan for c in table.columns if c.startswith("valid_best_")})
+    assert resolve_which(no_valid) == "final"
+    assert resolve_which(pd.read_csv(quickstart_like(tmp_path))) == "final"
+    runs = tmp_path / "beauty" / "runs.csv"  # a copy: the fit is written beside the table
+    runs.parent.mkdir()
+    table.to_csv(runs, index=False)
+    p = run("fit", "--runs", str(runs), "--bootstrap", "50", "--no-track", "--holdout", "none")
+    assert p.returncode == 0, p.stderr
+    fit = json.loads((runs.parent / "fits" / "performance-ndcg_at_10.json").read_text())
+    assert fit["which"] == "best"
+    p = run("fit", "--runs", str(runs), "--which", "latest", "--no-track")
+    assert p.returncode == 2 and "--which 'latest'" in p.stderr and "Traceback" not in p.stderr
