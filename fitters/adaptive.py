@@ -105,6 +105,7 @@ class Wave:
     probabilities: np.ndarray = field(repr=False)  # p(best) per cell
     next_cells: list[int] = field(default_factory=list)
     edge: dict[str, str] = field(default_factory=dict)  # axis -> "larger"/"smaller": no interior optimum
+    interval: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% of the bootstrap decisions
     done: bool = False
     reason: str = ""
     result: FitResult | None = field(default=None, repr=False)
@@ -121,6 +122,7 @@ class Wave:
             "mode": cell(self.mode),
             "settled": self.settled,
             "no_interior_optimum": self.edge,
+            "decision_ci95": {a: list(v) for a, v in self.interval.items()},
             "next": [cell(i) for i in self.next_cells],
             "done": self.done,
             "reason": self.reason,
@@ -215,6 +217,12 @@ class AdaptiveDesigner:
         mode = int(np.argmax(p))
         settled = float(p[self.grid.steps(mode, np.arange(n)) <= 1].sum())
         w = Wave(number, len(cells), spent, decision, mode, settled, p, result=result)
+        vals = self.grid.values[picks]  # the decision under each bootstrap vector
+        w.interval = {
+            a: (float(np.quantile(vals[:, j], 0.025, method="inverted_cdf")),
+                float(np.quantile(vals[:, j], 0.975, method="inverted_cdf")))
+            for j, a in enumerate(self.grid.names)
+        }  # fmt: skip
         w.edge = self.edge(mode, result.theta)
         if settled >= self.stop and mode in measured:
             w.done, w.reason = True, f"settled: P(within one step of the mode) = {settled:.2f}"

@@ -502,7 +502,9 @@ def fit_cmd(
 
 
 def _which_words(which: str) -> str:
-    return {"best": "test, at the best validation epoch", "final": "test, at the last epoch"}.get(which, which)
+    return {"best": "test, at the best validation epoch", "final": "test, at the last epoch"}.get(
+        which, which
+    )
 
 
 def _law_options(opt: list[str] | None, **named: str | None) -> dict[str, Any]:

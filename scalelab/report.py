@@ -518,10 +518,16 @@ def adaptive_section(rep: Report, root: Path) -> None:
         pm = w.get("decision_metric")
         predicted = f"{pm['value']:.4f} [{pm['lo']:.4f}, {pm['hi']:.4f}]" if pm else "-"
         edge = w.get("no_interior_optimum") or {}
-        decision = cell(w.get("decision")) + (
-            " (grid edge: " + ", ".join(f"{d} {a} may be better" for a, d in edge.items()) + ")"
-            if edge
-            else ""
+        ci = w.get("decision_ci95") or {}
+        span = "; ".join(f"{a} {lo:g}-{hi:g}" for a, (lo, hi) in ci.items() if lo != hi)
+        decision = (
+            cell(w.get("decision"))
+            + (f" (95%: {span})" if span else "")
+            + (
+                " (grid edge: " + ", ".join(f"{d} {a} may be better" for a, d in edge.items()) + ")"
+                if edge
+                else ""
+            )
         )
         rows.append([
             Cell.of(str(w["wave"])), Cell.of(str(w.get("measured", 0))),

@@ -43,6 +43,10 @@ def test_adaptive_design_finds_the_optimum_with_a_fraction_of_the_compute(seed: 
     assert last.settled >= 0.9 and last.mode >= 0
     assert GRID.steps(best, last.decision)[0] <= 1
     assert last.spent < COST.sum() / 3
+    for j, a in enumerate(GRID.names):  # the decision's 95% interval holds the mode and the truth
+        lo, hi = last.interval[a]
+        assert lo <= GRID.values[last.mode, j] <= hi and lo <= GRID.values[best, j] <= hi
+    assert last.to_dict(GRID)["decision_ci95"] == {a: list(v) for a, v in last.interval.items()}
 
 
 def test_waves_ask_for_new_cells_within_the_budget() -> None:
