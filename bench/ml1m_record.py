@@ -107,6 +107,22 @@ Differences that remain, and what each is worth:
    epoch 10), draws level with HSTU-large at epoch 40 (0.3002 against 0.3003) and leads it on HR@10
    at every evaluation after. An earlier run of the same command stopped at epoch
    45 at 0.3005 / 0.1661, the same as this run's 0.3003 / 0.1661 there.
+   Settings checked against the authors' repository (`USTC-StarTeam/FuXi-alpha`,
+   `configs/ml-1m/fuxi-sampled-softmax-n128-large-final.gin` and `modeling/sequential/fuxi.py`,
+   `encoder_utils.py`): 8 blocks, 2 heads, d_qk = d_v = 25, width 50, embedding and block dropout
+   0.2, FFN hidden = 1 x width (`ffn_multiply` default 1), AdamW lr 1e-3 (0.9, 0.98), weight decay 0,
+   no warm-up, 101 epochs, batch 128, 128 sampled negatives, temperature 0.05, L2-normalised
+   embeddings: all as `configs/ml1m_fuxi_alpha.yaml`. The block: RMSNorm (eps 1e-6, no weights) on the
+   input and on the concatenated channels, u of 3 x H x d_v, channels concatenated per head in the
+   order positional, temporal, semantic, the semantic channel SiLU(q k^T) / 211 (their padded length
+   200 + 11), position and time biases used raw and shared by the heads, time buckets
+   floor(ln|dt| / 0.301) computed in float32 over 128 + 1 buckets, W0 with bias and the block input
+   as residual, SwiGLU without biases: as `models/fuxi_alpha.py` (and `models.md`). Their HSTU-large
+   config (`hstu-sampled-softmax-n128-large-final.gin`, Meta's) likewise matches
+   `configs/ml1m_hstu_large.yaml`. No setting explains the gap; what differs is the training path
+   (these runs batch users by length) and, as for HSTU, the tie order and the seed. The `-meta`
+   runs of both (`REPRO_MODELS="hstu_large fuxi_alpha" make reproduce-ml1m-meta`: default path,
+   Meta's divisor and buckets) isolate the path.
 
 Epoch times: `hstu_large-ties-fast` resumed at epoch 53 and `hstu-ties-seed1` at epochs 21 and 67
 with the faster time-bias and sampled-softmax code (same numbers up to float rounding: the bias
