@@ -1,4 +1,4 @@
-"""Adaptive sweeps on a real grid, replayed on the cells a full sweep measured (results/reference/adaptive-real.md).
+"""Adaptive sweeps on a real grid, replayed on the cells a full sweep measured (results/reference/adaptive_real/).
 
 A full depth x width sweep (sweeps/laws_real_ml1m.yaml: HSTU on ML-1M, 16 cells, early stopping on
 the validation item) records, per cell, its whole validation and test curve, the epochs it trained
@@ -23,7 +23,9 @@ runs table and `scalelab fit`):
 Success: the recommendation is the full grid's measured best cell, or within one grid step of it;
 regret: how far the recommended cell's measured metric falls below the measured best.
 
-    .venv/bin/python bench/adaptive_real.py --sweep laws_real_ml1m     # writes adaptive-real.md/.json
+    .venv/bin/python bench/adaptive_real.py --sweep laws_real_ml1m
+        # writes results/reference/adaptive_real/laws_real_ml1m.md (+ .json), and keeps the cells'
+        # curves in laws_real_ml1m-cells.json so that the record regenerates without results/
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def collect(sweep: str) -> dict[str, Any]:
     """Per finished cell: depth, width, the selected test metric, curves, epochs, FLOPs, epoch time.
     From the live sweep (results/<sweep>/trials) when present (archived then), else the archive."""
     live = ROOT / "results" / sweep
-    path = ARCHIVE / f"{sweep}.json"
+    path = ARCHIVE / f"{sweep}-cells.json"
     if not (live / "cells.json").exists():
         if not path.exists():
             raise SystemExit(
@@ -199,8 +201,9 @@ def main() -> None:
     ap.add_argument("--sweep", default="laws_real_ml1m")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--boot", type=int, default=200)
-    ap.add_argument("--out", default=str(ROOT / "results" / "reference" / "adaptive-real.json"))
+    ap.add_argument("--out", default=None, help="default: results/reference/adaptive_real/<sweep>.json")
     args = ap.parse_args()
+    args.out = args.out or str(ARCHIVE / f"{args.sweep}.json")
     t0, load = time.time(), os.getloadavg()[0]
     data = collect(args.sweep)
     r = Replay(data)
