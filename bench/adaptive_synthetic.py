@@ -302,8 +302,10 @@ def write_md(report: dict, path: Path) -> None:
         f"- Random cells at the same compute: {span('random_equal', 'reliability')}. With a law of the right form "
         "(or close to it) a few spread cells determine the optimum; what the design adds is the cost-aware start "
         "and a stop rule that knows when the decision is settled (random search has no such rule).",
-        f"- ASHA (no law; ranks cells by their early validation metric, which favours small cells that learn "
-        f"fast): {span('asha', 'reliability')}.",
+        f"- Ray Tune's ASHA (no law; ranks cells by their metric at each rung, which favours cells that learn "
+        f"fast): reliability {span('asha', 'reliability')} at {span('asha', 'compute_mean', '.1%')} of the grid's "
+        "compute; where it is reliable (Chinchilla: the best-looking cells early are the large ones, which it "
+        "keeps) it trains nearly the whole grid's compute.",
         "- Curves (stopping cells whose predicted final cannot beat the decision): mean compute "
         f"{span('adaptive_curves', 'compute_mean', '.1%')} against {span('adaptive', 'compute_mean', '.1%')} "
         "without; waves (without / with): "
