@@ -106,7 +106,9 @@ def test_a_run_matters_while_its_interval_reaches_the_incumbent() -> None:
 
 
 def test_an_optimum_beyond_the_grid_is_reported_as_no_interior_optimum() -> None:
-    small = Grid({"depth": [1, 2, 3, 4, 6], "width": [16, 24, 32, 48, 64, 96, 128, 192]})  # true best depth 10.1
+    small = Grid(
+        {"depth": [1, 2, 3, 4, 6], "width": [16, 24, 32, 48, 64, 96, 128, 192]}
+    )  # true best depth 10.1
     cost = small.values[:, 0] * small.values[:, 1] ** 2
     truth = law().predict(small.values, TRUE)
     d = AdaptiveDesigner(law(), small, cost, seed=0, bootstrap=100)

@@ -137,7 +137,9 @@ def test_fit_uses_the_best_validation_epoch_when_the_runs_had_one(tmp_path: Path
     report` shows it; on a table without validation metrics, to the last epoch."""
     from fitters.table import resolve_which
 
-    beauty = Path(__file__).resolve().parents[1] / "results" / "reference" / "laws_real" / "laws_real_beauty.csv"
+    beauty = (
+        Path(__file__).resolve().parents[1] / "results" / "reference" / "laws_real" / "laws_real_beauty.csv"
+    )
     table = pd.read_csv(beauty)
     assert resolve_which(table) == "best" and resolve_which(table, "final") == "final"
     no_valid = table.assign(**{c: np.nan for c in table.columns if c.startswith("valid_best_")})
