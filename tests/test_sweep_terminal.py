@@ -45,6 +45,7 @@ def test_piped_sweep_prints_one_line_per_trial_event_and_the_full_results_table(
     )
 
 
+@pytest.mark.slow  # opt-in (make test-all): the piped test above covers the default run's output
 def test_live_table_on_a_terminal(tmp_path: Path) -> None:
     """Under a pseudo-terminal the sweep draws the per-trial table: trial, state, epoch, loss, the
     monitored metric named with its split, elapsed; and prints the results table at the end."""

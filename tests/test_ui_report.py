@@ -114,6 +114,7 @@ def test_dashboard_shows_the_sweep_in_a_browser(sweep_dir: Path, tmp_path: Path)
         pytest.fail("the dashboard is still serving after it was stopped")
 
 
+@pytest.mark.slow  # opt-in (make test-all): the sweep it needs keeps the default run over 10 minutes
 def test_report_images_load_in_a_browser(sweep_dir: Path, tmp_path: Path) -> None:
     fit = subprocess.run([sys.executable, "-m", "scalelab", "fit", "--sweep", str(sweep_dir / "uisweep"), "--law",
                           "power", "--x", "params", "--holdout", "none", "--bootstrap", "50", "--no-track"],
