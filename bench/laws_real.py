@@ -131,6 +131,9 @@ def size_sweep(name: str, k: int, boot: int, min_cells: int = 12) -> dict[str, A
         return {"sweep": name, "status": "not run"}
     done = t[t["status"] == "finished"].copy()
     report: dict[str, Any] = {"sweep": name, "cells": len(t), "finished": len(done)}
+    if done.empty:  # started, nothing finished yet: the table has no metric columns
+        report["status"] = f"in progress: 0 of {len(t)} cells finished"
+        return report
     report["unconverged"] = done.loc[unconverged(done), "name"].astype(str).tolist()
     report["table"] = done[["name", "depth", "width", "non_embedding_params", "epochs_run", "best_epoch",
                             f"{WHICH}_hr@10", f"{WHICH}_{METRIC}", "wall_time_s"]].sort_values("non_embedding_params").to_dict("records")  # fmt: skip
