@@ -37,6 +37,7 @@ def test_only_local_sqlite_stores_get_an_artifact_location(tmp_path: Path) -> No
     assert artifact_location("http://127.0.0.1:5000") is None
 
 
+@pytest.mark.slow  # opt-in (make test-all): the fault sweep checks the MLflow records in the default run
 def test_a_sweep_and_its_fit_in_mlflow_read_as_model_training(tmp_path: Path) -> None:
     """Through MLflow's client: the experiment is marked as model training; each trial holds each
     result once under one name (no final_/best_ copies), the per-epoch series, its git commit and
