@@ -86,6 +86,7 @@ class AdaptiveRun:
         self.queue: list[int] = []
         self.finished = False
         self.last: Wave | None = None
+        self.incumbent: float | None = None  # the law's value for the last wave's decision
         self._started = False
         # a resumed design numbers its waves after those an earlier driver recorded
         self.offset = max((int(e.get("wave", 0)) for e in self.read_log(root).get("waves", [])), default=0)
@@ -178,6 +179,8 @@ class AdaptiveRun:
         self._hours_budget()
         w = self.designer.update(self.measured, sd=self.sd, spent=self.spent()[0])
         self.last = w
+        ok = w.result is not None and w.decision >= 0
+        self.incumbent = float(w.result.predict(self.grid.values[[w.decision]])[0]) if ok else None  # type: ignore[union-attr]
         todo = [c for c in w.next_cells if c not in self.failed and c not in self.measured]
         if w.done or not todo:
             self.finished = True
@@ -231,7 +234,9 @@ class AdaptiveRun:
         if not len(epochs) or epochs.max() >= self.epochs[cid]:
             return None  # nothing left to save
         pred = predict_final(epochs, values, self.epochs[cid], bootstrap=100, seed=len(curve))
-        incumbent = self.predicted(w)["value"]
+        incumbent = self.incumbent  # once per wave, not on every trial result
+        if incumbent is None:
+            return None
         if pred is None or can_matter(pred, incumbent):
             return None
         lo, hi = pred.ci95
