@@ -42,7 +42,7 @@ import numpy as np
 
 from fitters import make_law
 from fitters.adaptive import AdaptiveDesigner, Grid
-from fitters.curves import can_matter, predict_final
+from fitters.curves import stop_prediction
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
@@ -147,11 +147,10 @@ def adaptive(r: Replay, seed: int, boot: int, curves: bool) -> dict[str, Any]:
             if inc is not None and i != decision:  # the curve scheduler's test (AdaptiveRun.check_curve)
                 for k in range(len(c["eval_epochs"])):
                     e = np.array(c["eval_epochs"][: k + 1], dtype=float)
-                    if e[-1] >= c["epochs_run"] or e[-1] >= c["epoch_limit"]:
+                    if e[-1] >= c["epochs_run"]:
                         break
-                    pred = predict_final(e, np.array(c["test"][: k + 1]), c["epoch_limit"], bootstrap=100,
-                                         seed=k + 1)  # fmt: skip
-                    if pred is not None and not can_matter(pred, inc):
+                    pred = stop_prediction(e, np.array(c["test"][: k + 1]), c["epoch_limit"], inc, seed=k + 1)
+                    if pred is not None:
                         f, h = r.spent(i, e[-1])
                         flops, hours = flops + f, hours + h
                         out[i] = (pred.value, (pred.ci95[1] - pred.ci95[0]) / 3.92)

@@ -58,6 +58,30 @@ def predict_final(
     return FinalPrediction(float(res.predict(x)[0]), (float(lo[0]), float(hi[0])), len(e))
 
 
+def stop_prediction(
+    epochs: np.ndarray,
+    values: np.ndarray,
+    final_epoch: float,
+    incumbent: float,
+    *,
+    higher_is_better: bool = True,
+    bootstrap: int = 100,
+    seed: int = 0,
+) -> FinalPrediction | None:
+    """The early-stopping test of an adaptive sweep: the run's predicted final when its interval
+    cannot reach `incumbent` (stop it), None while it still can, while too few evaluations are in,
+    or once the run is at `final_epoch` (nothing left to save)."""
+    e = np.asarray(epochs, dtype=float)
+    if not len(e) or e.max() >= final_epoch:
+        return None
+    pred = predict_final(
+        e, values, final_epoch, higher_is_better=higher_is_better, bootstrap=bootstrap, seed=seed
+    )
+    if pred is None or can_matter(pred, incumbent, higher_is_better):
+        return None
+    return pred
+
+
 def can_matter(pred: FinalPrediction, incumbent: float, higher_is_better: bool = True) -> bool:
     """Whether a run predicted as `pred` can still beat `incumbent` (the decision's value): its
     interval reaches past it."""

@@ -226,6 +226,50 @@ def test_cells_that_cannot_change_the_decision_are_stopped_on_their_curve(tmp_pa
     assert flops == pytest.approx(trained + per_epoch[i] * stop["epoch"])
 
 
+def test_a_restarted_driver_reads_a_resumed_cells_earlier_epochs_from_its_checkpoint(tmp_path: Path) -> None:
+    """After a driver restart, Tune reports a resumed cell's epochs after its checkpoint only; the
+    curve scheduler takes the earlier ones from the checkpoint's history, so one new evaluation is
+    enough to stop a cell whose curve already says it cannot win."""
+    pytest.importorskip("ray")
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from scalelab.sweeps.adaptive import make_scheduler
+    from scalelab.training import checkpoint as ckpt
+
+    spec_d = {**SPEC, "adaptive": {"bootstrap": 60, "curves": True}}
+    spec_d["base"] = {**SPEC["base"], "train": {**SPEC["base"]["train"], "epochs": 30}}
+    spec, cells = load_sweep(write_spec(tmp_path, spec_d))
+    root, planned = spec.results_dir(), plan(spec, cells)
+    by_id = {c.cell_id: c for c in cells}
+    truth = {c.cell_id: truth_at(c.config.model.depth, c.config.model.width) for c in cells}
+
+    def history(cid: str, upto: int) -> list[dict]:
+        rng = np.random.default_rng(0)
+        return [{"epoch": e, "epoch_time_s": 1.0,
+                 "test_ndcg@10": float(truth[cid] * (1 - np.exp(-e / 4)) + rng.normal(0, 1e-4))}
+                for e in range(2, upto + 1, 2)]  # fmt: skip
+
+    run = AdaptiveRun(spec.adaptive, planned, root, "ndcg@10")
+    first = [run.next_cell() for _ in range(7)]
+    for cid in first:
+        m = by_id[cid].config.model
+        fake_trial(root, cid, m.depth, m.width)
+        run.complete(cid)
+    worst = min((c for c in truth if c not in first), key=truth.get)
+    trial = SimpleNamespace(config={"cell": worst})
+    last = history(worst, 8)  # the curve of the previous test, which stops at epoch 8
+    fresh = make_scheduler(run)  # a scheduler that saw nothing before: one evaluation is too few
+    assert fresh.on_trial_result(None, trial, last[-1]) == TrialScheduler.CONTINUE
+    d = root / "trials" / worst
+    d.mkdir(parents=True, exist_ok=True)
+    ckpt.save({"history": last, "epoch": 8}, d / "checkpoint.pt", "fp")
+    restarted = make_scheduler(run)
+    assert restarted.on_trial_result(None, trial, last[-1]) == TrialScheduler.STOP
+    assert run.stopped[worst]["epoch"] == 8 and restarted.seconds[worst] == 4.0
+
+
 def test_a_budget_in_hours_becomes_flops_at_the_measured_throughput(tmp_path: Path) -> None:
     spec_d = {**SPEC, "adaptive": {"bootstrap": 60, "budget_hours": 1.0}}
     spec, cells = load_sweep(write_spec(tmp_path, spec_d))

@@ -27,7 +27,7 @@ import numpy as np
 
 from fitters import make_law
 from fitters.adaptive import AdaptiveDesigner, Grid, Wave
-from fitters.curves import can_matter, predict_final
+from fitters.curves import stop_prediction
 from scalelab.atomic import atomic_write_json
 from scalelab.run_record import RunRecord
 from scalelab.sweeps import results as res
@@ -229,15 +229,13 @@ class AdaptiveRun:
             return None
         if self.index_of[cid] == w.decision:
             return None
-        epochs = np.array([e for e, _ in curve], dtype=float)
-        values = np.array([v for _, v in curve], dtype=float)
-        if not len(epochs) or epochs.max() >= self.epochs[cid]:
-            return None  # nothing left to save
-        pred = predict_final(epochs, values, self.epochs[cid], bootstrap=100, seed=len(curve))
         incumbent = self.incumbent  # once per wave, not on every trial result
         if incumbent is None:
             return None
-        if pred is None or can_matter(pred, incumbent):
+        epochs = np.array([e for e, _ in curve], dtype=float)
+        values = np.array([v for _, v in curve], dtype=float)
+        pred = stop_prediction(epochs, values, self.epochs[cid], incumbent, seed=len(curve))
+        if pred is None:
             return None
         lo, hi = pred.ci95
         info = {
@@ -305,10 +303,27 @@ def make_scheduler(run: AdaptiveRun) -> Any:
             super().__init__()
             self.curves: dict[str, list[tuple[int, float]]] = {}
             self.seconds: dict[str, float] = {}
+            self.seen: set[str] = set()
+
+        def catch_up(self, cid: str, epoch: int) -> None:
+            """The epochs before `epoch` from the cell's checkpoint (a cell resumed by a restarted
+            driver reports only the epochs after its checkpoint)."""
+            from scalelab.training.checkpoint import read_history
+
+            if epoch <= 1:
+                return
+            for h in read_history(run.root / "trials" / cid / "checkpoint.pt"):
+                if int(h.get("epoch", epoch)) < epoch:
+                    self.seconds[cid] = self.seconds.get(cid, 0.0) + float(h.get("epoch_time_s") or 0.0)
+                    if h.get(key) is not None:
+                        self.curves.setdefault(cid, []).append((int(h["epoch"]), float(h[key])))
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
             cid = trial.config["cell"]
             if "epoch" in result and "status" not in result:
+                if cid not in self.seen:  # a cell resumed after a driver restart: its earlier epochs
+                    self.seen.add(cid)
+                    self.catch_up(cid, int(result["epoch"]))
                 self.seconds[cid] = self.seconds.get(cid, 0.0) + float(result.get("epoch_time_s") or 0.0)
                 if result.get(key) is not None:
                     self.curves.setdefault(cid, []).append((int(result["epoch"]), float(result[key])))

@@ -143,3 +143,16 @@ def load(path: Path, device: torch.device, fp: str) -> dict[str, Any]:
             "use another output directory or delete it"
         )
     return state
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch history a format-2 checkpoint holds (read with `weights_only=True`), for a reader
+    that did not see the epochs before a resume; [] when there is none or it cannot be read."""
+    if not meta_path(path).exists() or not path.exists():
+        return []
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a checkpoint being replaced or of another format: no earlier epochs known
+        return []
+    history = state.get("history") if isinstance(state, dict) else None
+    return list(history) if isinstance(history, list) else []
