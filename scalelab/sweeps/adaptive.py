@@ -14,7 +14,8 @@ cell's epoch limit) has a 95% interval entirely below the value the law predicts
 decision: such a cell cannot become the best. (It could still move the law a little; its predicted
 value stands in for the measured one, with its standard deviation drawn into the bootstrap.) Stopped
 cells end with status `stopped_early`; their predictions are kept in adaptive.json for a resumed
-driver.
+driver. A restarted driver reads a resumed cell's earlier evaluations from its checkpoint (Tune
+reports only the epochs after it), so the curve it judges is the whole one.
 """
 
 from __future__ import annotations
