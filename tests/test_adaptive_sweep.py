@@ -265,6 +265,9 @@ def test_a_restarted_driver_reads_a_resumed_cells_earlier_epochs_from_its_checkp
     d = root / "trials" / worst
     d.mkdir(parents=True, exist_ok=True)
     ckpt.save({"history": last, "epoch": 8}, d / "checkpoint.pt", "fp")
+    ended = make_scheduler(run)  # an evaluation that ends the cell anyway: its measured value stands
+    assert ended.on_trial_result(None, trial, {**last[-1], "last_epoch": True}) == TrialScheduler.CONTINUE
+    assert worst not in run.stopped
     restarted = make_scheduler(run)
     assert restarted.on_trial_result(None, trial, last[-1]) == TrialScheduler.STOP
     assert run.stopped[worst]["epoch"] == 8 and restarted.seconds[worst] == 4.0

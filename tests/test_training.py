@@ -91,6 +91,21 @@ def test_killed_process_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     assert a["final"] == b["final"]
 
 
+def test_early_stopping_ends_the_run_and_marks_its_last_epoch(tmp_path: Path) -> None:
+    """Patience counts evaluations without improvement; the epoch that ends the run (by patience or
+    by the epoch limit) is the only one its callbacks see marked `last`."""
+    seen: list[tuple[int, bool]] = []
+    frozen = small_cfg("train.epochs=20", "train.lr=1e-9", "train.patience=2", "train.eval_every=1")
+    out = train_run(frozen, tmp_path / "frozen", callbacks=[lambda r: seen.append((r.epoch, r.last))])
+    assert out["stop_reason"] == "early_stopping" and out["epochs_run"] < 20  # a frozen model stops improving
+    assert seen == [(e, e == out["epochs_run"]) for e in range(1, out["epochs_run"] + 1)]
+    seen.clear()
+    out = train_run(
+        small_cfg("train.epochs=2"), tmp_path / "limit", callbacks=[lambda r: seen.append((r.epoch, r.last))]
+    )
+    assert out["stop_reason"] == "epochs" and seen == [(1, False), (2, True)]
+
+
 def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
     train_run(small_cfg("train.epochs=1"), tmp_path / "r")
     with pytest.raises(CheckpointMismatch, match="checkpoint of a different configuration"):

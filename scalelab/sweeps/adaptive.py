@@ -328,6 +328,8 @@ def make_scheduler(run: AdaptiveRun) -> Any:
                 self.seconds[cid] = self.seconds.get(cid, 0.0) + float(result.get("epoch_time_s") or 0.0)
                 if result.get(key) is not None:
                     self.curves.setdefault(cid, []).append((int(result["epoch"]), float(result[key])))
+                    if result.get("last_epoch"):  # the cell ends here anyway: its measured value stands
+                        return TrialScheduler.CONTINUE  # type: ignore[no-any-return]
                     if run.check_curve(cid, self.curves[cid], self.seconds[cid]) is not None:
                         return TrialScheduler.STOP  # type: ignore[no-any-return]  # Tune compares by identity
             return TrialScheduler.CONTINUE  # type: ignore[no-any-return]

@@ -44,7 +44,7 @@ def run_cell(config: dict[str, Any], cells: dict[str, dict[str, Any]], out_root:
                     shutil.copyfile(Path(d) / name, out / name)
 
     def on_epoch(r: EpochRecord) -> None:
-        report: dict[str, Any] = {"epoch": r.epoch, **r.flat()}
+        report: dict[str, Any] = {"epoch": r.epoch, "last_epoch": r.last, **r.flat()}
         if cfg.tracking.step_metrics:
             report.update(step_losses=r.step_losses, first_step=r.first_step)
         with tempfile.TemporaryDirectory() as tmp:

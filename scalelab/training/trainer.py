@@ -60,6 +60,7 @@ class EpochRecord:
     step_losses: list[float] = field(default_factory=list)  # one per optimiser step
     first_step: int = 1  # global index of the epoch's first step (1-based)
     padding: float = 0.0  # share of the computed sequence positions that were padding
+    last: bool = False  # the run ends after this epoch (epoch limit, patience or token budget)
 
     def flat(self) -> dict[str, float]:
         out = {
@@ -327,6 +328,11 @@ class Trainer:
                 faults.before_checkpoint(out, injected, record.epoch)
                 self.checkpoint(epoch)
                 bar.epoch_done(record)
+                record.last = (
+                    epoch + 1 == cfg.train.epochs
+                    or (self.patience_left is not None and self.patience_left <= 0)
+                    or bool(cfg.train.token_budget and self.targets_seen >= cfg.train.token_budget)
+                )
                 for cb in self.callbacks:
                     cb(record)
                 faults.after_epoch(out, injected)
