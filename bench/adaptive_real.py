@@ -42,7 +42,7 @@ import numpy as np
 
 from fitters import make_law
 from fitters.adaptive import AdaptiveDesigner, Grid
-from fitters.curves import stop_prediction
+from fitters.curves import FinalPrediction, can_matter, stop_candidate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
@@ -107,6 +107,16 @@ class Replay:
         self.cost_full = np.array([self.cells[i]["flops_per_epoch"] * self.cells[i]["epoch_limit"]
                                    if i in self.cells else big for i in range(n)])  # fmt: skip
         self.value = {i: float(c["value"]) for i, c in self.cells.items()}
+        self._predictions: dict[tuple[int, int], FinalPrediction | None] = {}
+
+    def curve_prediction(self, i: int, k: int) -> FinalPrediction | None:
+        """The early-stopping prediction from cell i's first k + 1 evaluations (what the curve scheduler
+        computes there). It depends on the curve alone, so every design shares it: computed once."""
+        if (i, k) not in self._predictions:
+            c = self.cells[i]
+            e = np.array(c["eval_epochs"][: k + 1], dtype=float)
+            self._predictions[i, k] = stop_candidate(e, np.array(c["test"][: k + 1]), c["epoch_limit"])
+        return self._predictions[i, k]
 
     def spent(self, i: int, epochs: float | None = None) -> tuple[float, float]:
         c = self.cells[i]
@@ -146,12 +156,12 @@ def adaptive(r: Replay, seed: int, boot: int, curves: bool) -> dict[str, Any]:
             c = r.cells[i]
             if inc is not None and i != decision:  # the curve scheduler's test (AdaptiveRun.check_curve)
                 for k in range(len(c["eval_epochs"])):
-                    e = np.array(c["eval_epochs"][: k + 1], dtype=float)
-                    if e[-1] >= c["epochs_run"]:
+                    e = c["eval_epochs"][k]
+                    if e >= c["epochs_run"]:  # the cell's last evaluation: it ends there anyway
                         break
-                    pred = stop_prediction(e, np.array(c["test"][: k + 1]), c["epoch_limit"], inc, seed=k + 1)
-                    if pred is not None:
-                        f, h = r.spent(i, e[-1])
+                    pred = r.curve_prediction(i, k)
+                    if pred is not None and not can_matter(pred, inc):
+                        f, h = r.spent(i, e)
                         flops, hours = flops + f, hours + h
                         out[i] = (pred.value, (pred.ci95[1] - pred.ci95[0]) / 3.92)
                         stopped.append(c["name"])

@@ -58,6 +58,23 @@ def predict_final(
     return FinalPrediction(float(res.predict(x)[0]), (float(lo[0]), float(hi[0])), len(e))
 
 
+STOP_BOOTSTRAP = 100  # resamples behind an early-stopping prediction
+
+
+def stop_candidate(
+    epochs: np.ndarray, values: np.ndarray, final_epoch: float, *, higher_is_better: bool = True
+) -> FinalPrediction | None:
+    """The prediction an early-stopping test judges (seeded by the number of evaluations, so the same
+    curve always gives the same one): None while too few evaluations are in, or once the run is at
+    `final_epoch` (nothing left to save)."""
+    e = np.asarray(epochs, dtype=float)
+    if not len(e) or e.max() >= final_epoch:
+        return None
+    return predict_final(
+        e, values, final_epoch, higher_is_better=higher_is_better, bootstrap=STOP_BOOTSTRAP, seed=len(e)
+    )
+
+
 def stop_prediction(
     epochs: np.ndarray,
     values: np.ndarray,
@@ -65,18 +82,10 @@ def stop_prediction(
     incumbent: float,
     *,
     higher_is_better: bool = True,
-    bootstrap: int = 100,
-    seed: int = 0,
 ) -> FinalPrediction | None:
-    """The early-stopping test of an adaptive sweep: the run's predicted final when its interval
-    cannot reach `incumbent` (stop it), None while it still can, while too few evaluations are in,
-    or once the run is at `final_epoch` (nothing left to save)."""
-    e = np.asarray(epochs, dtype=float)
-    if not len(e) or e.max() >= final_epoch:
-        return None
-    pred = predict_final(
-        e, values, final_epoch, higher_is_better=higher_is_better, bootstrap=bootstrap, seed=seed
-    )
+    """The early-stopping test of an adaptive sweep: the run's predicted final (`stop_candidate`) when
+    its interval cannot reach `incumbent` (stop it), else None."""
+    pred = stop_candidate(epochs, values, final_epoch, higher_is_better=higher_is_better)
     if pred is None or can_matter(pred, incumbent, higher_is_better):
         return None
     return pred

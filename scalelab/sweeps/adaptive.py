@@ -235,7 +235,7 @@ class AdaptiveRun:
             return None
         epochs = np.array([e for e, _ in curve], dtype=float)
         values = np.array([v for _, v in curve], dtype=float)
-        pred = stop_prediction(epochs, values, self.epochs[cid], incumbent, seed=len(curve))
+        pred = stop_prediction(epochs, values, self.epochs[cid], incumbent)
         if pred is None:
             return None
         lo, hi = pred.ci95
