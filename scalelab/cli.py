@@ -1118,6 +1118,24 @@ def _steps_table(steps: list[dict[str, Any]]) -> Table:
 # -------------------------------------------------------------------------------------------- main
 
 
+def _reflow(doc: str) -> str:
+    """A docstring's paragraphs as single lines, so `--help` wraps them to the terminal (Typer keeps the
+    source's line breaks, which leave ragged lines at 80 columns); indented paragraphs (examples) stay."""
+    import inspect
+
+    paras = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(
+        p if any(line.startswith((" ", "\t")) for line in p.splitlines()) else " ".join(p.split())
+        for p in paras
+    )
+
+
+for _app in (app, data_app, model_app, config_app):
+    for _cmd in _app.registered_commands:
+        if _cmd.callback is not None and _cmd.callback.__doc__:
+            _cmd.callback.__doc__ = _reflow(_cmd.callback.__doc__)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     import logging

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +35,21 @@ def test_version_and_help() -> None:
     assert p.returncode == 0 and "data" in p.stdout and "config" in p.stdout
     p = run("data", "describe", "--help")
     assert p.returncode == 0 and "ApEn" in p.stdout
+
+
+def test_help_text_wraps_to_the_terminal() -> None:
+    """At 80 columns a description paragraph fills its lines: no short line inside a paragraph (the
+    source's own line breaks would leave one wherever a source line is longer than the terminal)."""
+    for cmd in (["sweep"], ["fit"], ["predict"], ["data", "describe"]):
+        p = subprocess.run(
+            [sys.executable, "-m", "scalelab", *cmd, "--help"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80", "TERM": "dumb"},
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        text = p.stdout.split("Examples:")[0].split("Usage:")[1]
+        lines = [ln.strip() for ln in text.splitlines()][1:]
+        for ln, nxt in itertools.pairwise(lines):
+            assert not (ln and nxt and len(ln) < 50), (cmd, ln, nxt)
 
 
 @pytest.mark.parametrize(
