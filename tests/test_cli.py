@@ -40,7 +40,7 @@ def test_version_and_help() -> None:
 def test_help_text_wraps_to_the_terminal() -> None:
     """At 80 columns a description paragraph fills its lines: no short line inside a paragraph (the
     source's own line breaks would leave one wherever a source line is longer than the terminal)."""
-    for cmd in (["sweep"], ["fit"], ["predict"], ["data", "describe"]):
+    for cmd in (["sweep"], ["data", "describe"]):
         p = subprocess.run(
             [sys.executable, "-m", "scalelab", *cmd, "--help"],
             capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "80", "TERM": "dumb"},
