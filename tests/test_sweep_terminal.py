@@ -33,6 +33,14 @@ def test_piped_sweep_prints_one_line_per_trial_event_and_the_full_results_table(
     for name in ("hstu-L1-D8-f1.00-s42", "hstu-L2-D16-f1.00-s42"):
         assert any(ln.strip().startswith(name) and "finished" in ln for ln in p.stdout.splitlines())
     assert f"runs table: {tmp_path / 'piped' / 'runs.csv'}" in p.stdout  # one unbroken line
+    # the disk preflight's estimate is within 2x of what the trials wrote
+    from scalelab.sweeps import runner
+    from scalelab.sweeps.spec import load_sweep
+
+    sweep_spec, cells = load_sweep(spec)
+    estimate = sum(c.disk_bytes for c in runner.plan(sweep_spec, runner.absolute_data_paths(cells)))
+    written = runner.written_bytes(tmp_path / "piped")
+    assert 0.5 <= estimate / written <= 2.0, (estimate, written)
 
     runs = subprocess.run([sys.executable, "-m", "scalelab", "runs", str(tmp_path / "piped")],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
