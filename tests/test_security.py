@@ -22,13 +22,8 @@ from scalelab.training import checkpoint as ckpt
 # --------------------------------------------------------------------------- one writer per directory
 
 
-def test_a_sweep_into_a_directory_another_is_writing_is_refused_on_one_line(tmp_path: Path) -> None:
-    """The sweep refuses before anything runs, naming the process that holds the results directory."""
-    spec = write_spec(tmp_path, "held")
-    from scalelab.sweeps.spec import load_sweep
-
-    root = load_sweep(spec)[0].results_dir()
-    root.mkdir(parents=True, exist_ok=True)
+def hold_lock(root: Path) -> subprocess.Popen[str]:
+    """Another process holding `root`'s results lock (for up to 2 minutes); returns once it holds it."""
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import time
@@ -40,8 +35,19 @@ def test_a_sweep_into_a_directory_another_is_writing_is_refused_on_one_line(tmp_
         """)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_sweep_into_a_directory_another_is_writing_is_refused_on_one_line(tmp_path: Path) -> None:
+    """The sweep refuses before anything runs, naming the process that holds the results directory."""
+    spec = write_spec(tmp_path, "held")
+    from scalelab.sweeps.spec import load_sweep
+
+    root = load_sweep(spec)[0].results_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    holder = hold_lock(root)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         p = sweep(str(spec))
     finally:
         holder.kill()
@@ -88,18 +94,7 @@ def test_lock_is_released_when_the_holder_dies(tmp_path: Path) -> None:
     """flock: a SIGKILLed holder leaves no stale lock."""
     from scalelab.sweeps.lock import ResultsLock
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import time
-            from pathlib import Path
-            from scalelab.sweeps.lock import ResultsLock
-            with ResultsLock(Path({str(tmp_path)!r})):
-                print("held", flush=True)
-                time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder = hold_lock(tmp_path)
     with (
         pytest.raises(UserError, match=rf"another sweep is writing here \(PID {holder.pid} on "),
         ResultsLock(tmp_path),
