@@ -285,6 +285,18 @@ class Trainer:
         elif self.patience_left is not None:
             self.patience_left -= 1
 
+    def ending(self, epoch: int) -> str | None:
+        """Why the run ends after `epoch` (0-based), or None if it goes on: patience, the epoch limit or
+        the token budget, in that order of precedence."""
+        cfg = self.cfg
+        if self.patience_left is not None and self.patience_left <= 0:
+            return "early_stopping"
+        if epoch + 1 == cfg.train.epochs:
+            return "epochs"
+        if cfg.train.token_budget and self.targets_seen >= cfg.train.token_budget:
+            return "token_budget"
+        return None
+
     def checkpoint(self, epoch: int) -> None:
         """Everything a resumed run needs to continue exactly, written atomically (epoch 0-based)."""
         loop = self.loop
@@ -328,16 +340,13 @@ class Trainer:
                 faults.before_checkpoint(out, injected, record.epoch)
                 self.checkpoint(epoch)
                 bar.epoch_done(record)
-                record.last = (
-                    epoch + 1 == cfg.train.epochs
-                    or (self.patience_left is not None and self.patience_left <= 0)
-                    or bool(cfg.train.token_budget and self.targets_seen >= cfg.train.token_budget)
-                )
+                ending = self.ending(epoch)
+                record.last = ending is not None
                 for cb in self.callbacks:
                     cb(record)
                 faults.after_epoch(out, injected)
-                if self.patience_left is not None and self.patience_left <= 0:
-                    stop_reason = "early_stopping"
+                if ending is not None:
+                    stop_reason = ending
                     break
         except (TrainingDiverged, OutOfMemory) as e:
             self._failed("diverged" if isinstance(e, TrainingDiverged) else "oom", str(e))
