@@ -106,6 +106,29 @@ def test_early_stopping_ends_the_run_and_marks_its_last_epoch(tmp_path: Path) ->
     assert out["stop_reason"] == "epochs" and seen == [(1, False), (2, True)]
 
 
+def test_token_budget_ends_the_run_once_reached_and_sets_the_schedule_length(tmp_path: Path) -> None:
+    """A token budget counts training targets: the run stops after the first epoch that reaches it
+    (marked `last`, stop reason token_budget), and a decaying schedule ends at the budget, not at the
+    epoch limit."""
+    one = train_run(small_cfg("train.epochs=1"), tmp_path / "one")
+    per_epoch = one["targets_seen"]
+    assert per_epoch == one["dataset"]["train_targets_per_epoch"] > 0
+    for budget, epochs in ((2 * per_epoch, 2), (2 * per_epoch + 1, 3)):
+        seen: list[tuple[int, bool]] = []
+        out = train_run(
+            small_cfg("train.epochs=20", f"train.token_budget={budget}", "train.schedule=linear"),
+            tmp_path / f"b{budget}",
+            callbacks=[lambda r, seen=seen: seen.append((r.epoch, r.last))],
+        )
+        assert out["stop_reason"] == "token_budget" and out["epochs_run"] == epochs
+        assert out["targets_seen"] == epochs * per_epoch
+        assert seen == [(e, e == epochs) for e in range(1, epochs + 1)]
+        lrs = [h["lr"] for h in out["history"]]
+        assert lrs == sorted(lrs, reverse=True) and lrs[0] < 1e-3  # decays from the first epoch
+        if budget == 2 * per_epoch:  # the schedule spans exactly the budget's steps: it ends at zero
+            assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
     train_run(small_cfg("train.epochs=1"), tmp_path / "r")
     with pytest.raises(CheckpointMismatch, match="checkpoint of a different configuration"):
