@@ -141,16 +141,10 @@ def adaptive(r: Replay, seed: int, boot: int, curves: bool) -> dict[str, Any]:
     flops = hours = 0.0
     stopped: list[str] = []
 
-    def incumbent() -> float | None:
-        w = d.waves[-1] if d.waves else None
-        if w is None or w.result is None or w.decision < 0:
-            return None
-        return float(w.result.predict(r.grid.values[[w.decision]])[0])
-
     def measure(cells: list[int]) -> dict[int, float | tuple[float, float]]:
         nonlocal flops, hours
         out: dict[int, float | tuple[float, float]] = {}
-        inc = incumbent() if curves else None
+        inc = d.incumbent() if curves else None
         decision = d.waves[-1].decision if d.waves else -1
         for i in cells:
             c = r.cells[i]

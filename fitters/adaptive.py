@@ -163,6 +163,14 @@ class AdaptiveDesigner:
         self.rng = np.random.default_rng(seed)
         self.waves: list[Wave] = []
 
+    def incumbent(self) -> float | None:
+        """The law's value at the last wave's decision (what a learning curve must be able to reach to
+        matter); None before the first fit."""
+        w = self.waves[-1] if self.waves else None
+        if w is None or w.result is None or w.decision < 0:
+            return None
+        return float(w.result.predict(self.grid.values[[w.decision]])[0])
+
     def first_wave(self) -> list[int]:
         cells = initial_design(self.grid, self.initial, self.cost)
         return self._affordable(cells, spent=0.0)

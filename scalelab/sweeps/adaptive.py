@@ -180,9 +180,7 @@ class AdaptiveRun:
         self._hours_budget()
         w = self.designer.update(self.measured, sd=self.sd, spent=self.spent()[0])
         self.last = w
-        self.incumbent = (
-            self.predicted(w, band=False)["value"] if w.result is not None and w.decision >= 0 else None
-        )
+        self.incumbent = self.designer.incumbent()
         todo = [c for c in w.next_cells if c not in self.failed and c not in self.measured]
         if w.done or not todo:
             self.finished = True
@@ -212,16 +210,15 @@ class AdaptiveRun:
         if self.on_wave is not None:
             self.on_wave(entry)
 
-    def predicted(self, w: Wave, band: bool = True) -> dict[str, float]:
-        """The law's prediction for the wave's decision, with its 95% band (`band=False`: the value
-        alone, without the bootstrap band's cost)."""
+    def predicted(self, w: Wave) -> dict[str, float]:
+        """The law's prediction for the wave's decision, with its 95% band."""
         assert w.result is not None
         x = self.grid.values[[w.decision]]
-        has_band = band and w.result.bootstrap_thetas is not None
-        lo, hi = w.result.predict_interval(x) if has_band else (None, None)
         value = float(w.result.predict(x)[0])
-        return {"value": value, "lo": float(lo[0]) if lo is not None else value,
-                "hi": float(hi[0]) if hi is not None else value}  # fmt: skip
+        if w.result.bootstrap_thetas is None:
+            return {"value": value, "lo": value, "hi": value}
+        lo, hi = w.result.predict_interval(x)
+        return {"value": value, "lo": float(lo[0]), "hi": float(hi[0])}
 
     # ------------------------------------------------------------------- learning curves
 
