@@ -312,8 +312,39 @@ def write_md(report: dict, path: Path) -> None:
         + "; ".join(f"{k} {a:.1f} / {b:.1f}" for k, (a, b) in waves.items())
         + ". Where predicted finals are less precise than measured ones the design asks for more cells.",
         "",
+        *real_md(path.parent / "adaptive_real"),
     ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def real_md(folder: Path) -> list[str]:
+    """A summary of the replays on real sweeps (bench/adaptive_real.py), one row per sweep recorded."""
+    records = sorted(p for p in folder.glob("*.json") if not p.name.endswith("-cells.json"))
+    if not records:
+        return []
+    lines = [
+        "## Real sweeps (replayed on the cells a full grid measured)",
+        "",
+        "Each row is summarised from its record, `adaptive_real/<sweep>.md` (command and method there: "
+        "`.venv/bin/python bench/adaptive_real.py --sweep <sweep>`). Regret: how far the pick's measured "
+        "test metric is below the measured best cell's; compute: share of the full grid's training FLOPs.",
+        "",
+        "| sweep | cells | measured best | law on the full grid | adaptive: pick, regret, compute | "
+        "adaptive + curves: compute | ASHA: pick, regret, compute |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in records:
+        r = json.loads(p.read_text())
+        st, asha, law, best = r["strategies"], r["asha"], r["law_on_full_grid"], r["measured_best"]
+        ad, cu = st["adaptive"], st["adaptive_curves"]
+        picks = ", ".join(f"{k} x{v}" for k, v in ad["picks"].items())
+        lines.append(
+            f"| {r['sweep']} | {r['cells']} | {best['name']} ({best['value']:.4f}) | {law['name']} "
+            f"(regret {law['regret']:.1%}) | {picks}; {ad['regret_mean']:.1%}; {ad['compute_mean']:.0%} | "
+            f"{cu['compute_mean']:.0%} (regret {cu['regret_mean']:.1%}) | {asha['name']}; {asha['regret']:.1%}; "
+            f"{asha['compute']:.0%} |"
+        )
+    return [*lines, ""]
 
 
 def main() -> None:
