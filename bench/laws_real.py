@@ -204,6 +204,14 @@ def size_sweep(name: str, k: int, boot: int, min_cells: int = 12) -> dict[str, A
         check(done, "performance", None, held, boot),
         check(done, "power", ["params"], held, boot),
     ]
+    if report["extrapolated"]:  # sensitivity: would converged values of those cells change the verdict?
+        adjusted = done.copy()
+        for e in report["extrapolated"]:
+            adjusted.loc[adjusted["name"] == e["name"], f"{WHICH}_{METRIC}"] = e["predicted"]
+        report["checks_extrapolated"] = [
+            check(adjusted, "performance", None, held, boot),
+            check(adjusted, "power", ["params"], held, boot),
+        ]
     report["status"] = "fitted"
     return report
 
@@ -329,6 +337,18 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 md += fmt_extrapolated(r["extrapolated"])
         for c in r.get("checks", []):
             md += fmt_check(c)
+        if r.get("checks_extrapolated"):
+            md += ["Sensitivity to the epoch limit: the same checks with each not-converged cell's extrapolated value "
+                   "(table above) in place of its measured one.", ""]  # fmt: skip
+            for c, a in zip(r["checks"], r["checks_extrapolated"], strict=True):
+                md.append(
+                    f"- {c['law']}: held-out mean |relative error| {a['mean_abs_rel_error']:.1%} (measured values: "
+                    f"{c['mean_abs_rel_error']:.1%}); held-out cells inside their intervals "
+                    f"{sum(x['inside'] for x in a['held_out'])} of {len(a['held_out'])} (measured: "
+                    f"{sum(x['inside'] for x in c['held_out'])}); best cell {a['measured_best']['name']}, "
+                    f"{'inside' if a.get('measured_best_inside') else 'not inside'} the recommendation."
+                )
+            md.append("")
     return "\n".join(md)
 
 
