@@ -255,6 +255,7 @@ def main() -> None:
 
     report = {
         "sweep": args.sweep, "seeds": args.seeds, "boot": args.boot, "machine": machine(), "load_1min": load,
+        "load_end_1min": os.getloadavg()[0],
         "cells": len(r.cells), "missing_cells": n_missing, "full_flops": full_flops, "full_hours": full_hours,
         "measured_best": describe(best), "law_on_full_grid": describe(law_full.decision),
         "strategies": {k: summary(v) for k, v in rows.items()},
@@ -274,7 +275,8 @@ def write_md(rep: dict[str, Any], path: Path) -> None:
         f"# Adaptive sweeps on a real grid: {rep['sweep']}",
         "",
         f"Command: `.venv/bin/python bench/adaptive_real.py --sweep {rep['sweep']} --seeds {rep['seeds']} "
-        f"--boot {rep['boot']}` ({rep['wall_s'] / 60:.0f} min at load {rep['load_1min']:.1f}). Replayed on the "
+        f"--boot {rep['boot']}` ({rep['wall_s'] / 60:.0f} min, load {rep['load_1min']:.1f} at the start"
+        + (f", {rep['load_end_1min']:.1f} at the end" if "load_end_1min" in rep else "") + "). Replayed on the "
         f"{rep['cells']} cells the full sweep measured"
         + (f" ({rep['missing_cells']} cell(s) of the grid not measured yet: left out of every strategy)"
            if rep["missing_cells"] else "") + "; see the script's docstring for the method.",
@@ -324,9 +326,14 @@ def write_md(rep: dict[str, Any], path: Path) -> None:
         n, hr = best_cell["test_users"], best_cell["hr10"]
         se = (hr * (1 - hr) / n) ** 0.5
         near = sorted(k for k, v in rep["values"].items() if b["value"] - v < 0.01 * b["value"])
+        if len(near) > 1:
+            verdict = (f"Within 1% of the measured best's NDCG@10: {', '.join(near)}; which of these is the best is "
+                       "decided by noise.")  # fmt: skip
+        else:
+            name, v = max(((k, x) for k, x in rep["values"].items() if k != b["name"]), key=lambda kv: kv[1])
+            verdict = f"No other cell is within 1% of the measured best's NDCG@10 (the next, {name}, is {1 - v / b['value']:.1%} below)."
         lines += [f"Measurement noise: {n} test users; the binomial standard error of the best cell's HR@10 "
-                  f"({hr:.4f}) is {se:.4f}, {se / hr:.0%} of it. Within 1% of the measured best's NDCG@10: "
-                  f"{', '.join(near)}; which of these is the best is decided by noise.", ""]  # fmt: skip
+                  f"({hr:.4f}) is {se:.4f}, {se / hr:.0%} of it. {verdict}", ""]  # fmt: skip
     lines += [
         "Measured test NDCG@10 per cell: " + ", ".join(f"{n} {v:.4f}" for n, v in rep["values"].items()),
         "",

@@ -242,6 +242,22 @@ def data_sweep(boot: int) -> dict[str, Any]:
     return report
 
 
+def decision_text(dec: dict[str, Any]) -> str:
+    """A law's recommendation in a few words: its status and values with their 95% intervals."""
+    if dec["status"] == "monotone":
+        return "a power law recommends the largest model"
+    vals = ", ".join(
+        f"{k} {v:.4g}"
+        + (f" [{dec['ci95'][k][0]:.4g}, {dec['ci95'][k][1]:.4g}]" if k in dec.get("ci95", {}) else "")
+        for k, v in dec["values"].items()
+        if k in dec.get("region", {})
+    )
+    edge = ", ".join(f"{k} {d}" for k, d in dec.get("directions", {}).items())
+    return f"{dec['status']}: {vals}" + (
+        f"; improving toward {edge}" if dec["status"] == "edge" and edge else ""
+    )
+
+
 def fmt_check(c: dict[str, Any]) -> list[str]:
     lines = [
         f"**{c['law']}** on {', '.join(c['variables'])}: fitted on {c['fitted_on']} cells, in-sample "
@@ -258,17 +274,7 @@ def fmt_check(c: dict[str, Any]) -> list[str]:
     dec = c.get("decision")
     mb = c["measured_best"]
     if dec:
-        if dec["status"] == "monotone":
-            txt = "a power law recommends the largest model"
-        else:
-            vals = ", ".join(
-                f"{k} {v:.4g}"
-                + (f" [{dec['ci95'][k][0]:.4g}, {dec['ci95'][k][1]:.4g}]" if k in dec.get("ci95", {}) else "")
-                for k, v in dec["values"].items()
-                if k in dec.get("region", {})
-            )
-            txt = f"{dec['status']}: {vals}"
-        lines += ["", f"Recommendation ({txt}); measured best {mb['name']} ({mb['value']:.4f}): "
+        lines += ["", f"Recommendation ({decision_text(dec)}); measured best {mb['name']} ({mb['value']:.4f}): "
                   f"**{'inside' if c.get('measured_best_inside') else 'not inside'}** the recommendation."]  # fmt: skip
     if c["warnings"]:
         lines += ["", "Fit warnings: " + "; ".join(c["warnings"])]
@@ -345,8 +351,9 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
                     f"- {c['law']}: held-out mean |relative error| {a['mean_abs_rel_error']:.1%} (measured values: "
                     f"{c['mean_abs_rel_error']:.1%}); held-out cells inside their intervals "
                     f"{sum(x['inside'] for x in a['held_out'])} of {len(a['held_out'])} (measured: "
-                    f"{sum(x['inside'] for x in c['held_out'])}); best cell {a['measured_best']['name']}, "
-                    f"{'inside' if a.get('measured_best_inside') else 'not inside'} the recommendation."
+                    f"{sum(x['inside'] for x in c['held_out'])}); recommendation "
+                    f"({decision_text(a['decision']) if a.get('decision') else 'none'}): best cell "
+                    f"{a['measured_best']['name']} {'inside' if a.get('measured_best_inside') else 'not inside'}."
                 )
             md.append("")
     return "\n".join(md)
@@ -361,7 +368,12 @@ def main() -> None:
         "--min-cells", type=int, default=12, help="finished cells a size sweep needs to be fitted"
     )
     ap.add_argument("--out", default=str(ROOT / "results" / "reference" / "laws-real.md"))
+    ap.add_argument("--md", action="store_true", help="only rewrite the .md from the .json record")
     args = ap.parse_args()
+    if args.md:
+        reports = json.loads(Path(args.out).with_suffix(".json").read_text())
+        Path(args.out).write_text(markdown(reports, args))
+        return
     for name in args.sweeps:
         archive(name)
     reports = [
