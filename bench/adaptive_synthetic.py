@@ -333,8 +333,16 @@ def real_md(folder: Path) -> list[str]:
         "adaptive + curves: compute | ASHA: pick, regret, compute |",
         "|---|---|---|---|---|---|---|",
     ]
+    notes = []
     for p in records:
         r = json.loads(p.read_text())
+        cells_file = p.with_name(f"{p.stem}-cells.json")
+        if cells_file.exists():  # where the compute sits: the share of the costliest cells
+            cells = json.loads(cells_file.read_text())["cells"]
+            cost = sorted(((c["flops_per_epoch"] * c["epochs_run"], c["name"]) for c in cells), reverse=True)
+            total = sum(f for f, _ in cost)
+            notes.append(f"{r['sweep']}: the costliest cell ({cost[0][1]}) is {cost[0][0] / total:.0%} of the grid's "
+                         f"compute, the three costliest {sum(f for f, _ in cost[:3]) / total:.0%}")  # fmt: skip
         st, asha, law, best = r["strategies"], r["asha"], r["law_on_full_grid"], r["measured_best"]
         ad, cu = st["adaptive"], st["adaptive_curves"]
         picks = ", ".join(f"{k} x{v}" for k, v in ad["picks"].items())
@@ -344,6 +352,17 @@ def real_md(folder: Path) -> list[str]:
             f"{cu['compute_mean']:.0%} (regret {cu['regret_mean']:.1%}) | {asha['name']}; {asha['regret']:.1%}; "
             f"{asha['compute']:.0%} |"
         )
+    if notes:
+        lines += [
+            "",
+            "On the real grids the design spends far more than on synthetic truth, and more than the target "
+            "third. Their cells differ in cost by 100x or more, so a few cells hold most of the compute ("
+            + "; ".join(notes)
+            + "), and the design measures them whenever the decision depends on them: on ML-1M the best cell is "
+            "next to the costliest; on ML-100K the cells differ by less than the noise of its 943 test users, so "
+            "the decision stays unsettled until most cells are in. What the design saves there is the cells it "
+            "has no need of and, with curves, the tail epochs of cells that cannot win.",
+        ]
     return [*lines, ""]
 
 
