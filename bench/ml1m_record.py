@@ -105,7 +105,8 @@ Differences that remain, and what each is worth:
    is not the cause at depth 2 (it trails the default path by 0.0025 / 0.0055 at epoch 60, inside the
    seed spread); whether it is at depth 8 is what the `hstu_large-meta` run measures (default path, Meta's
    divisor and buckets; its status and its difference from this run at the same epoch are in the
-   tables above; about 56 s per epoch on two quiet threads, 1.6 h for 101 epochs). The tie order moved HSTU's HR@10 by 0.026 (item 1); if it moves
+   tables above; 100-108 s per epoch on two threads with nothing else running, measured at epochs
+   11-14, so about 3 h for 101 epochs). The tie order moved HSTU's HR@10 by 0.026 (item 1); if it moves
    HSTU-large as much (not measured), the published number lies inside the band the unknown order
    spans, as HSTU's does. Depth buys about half the published gain in these runs.
 8. FuXi-alpha on the same path (`REPRO_MODELS=fuxi_alpha make reproduce-ml1m-ties-bucketed`, ties
