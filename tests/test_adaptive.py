@@ -55,6 +55,7 @@ def test_waves_ask_for_new_cells_within_the_budget() -> None:
     d = AdaptiveDesigner(law(), GRID, COST, seed=0, bootstrap=50, budget=budget, stop=1.01)  # never settles
     measured: dict[int, float] = {}
     cells = d.first_wave()
+    assert d.incumbent() is None  # no fit, no decision to beat
     while cells:
         assert not set(cells) & set(measured) and len(set(cells)) == len(cells)
         measured.update({c: float(truth[c]) for c in cells})
@@ -63,6 +64,9 @@ def test_waves_ask_for_new_cells_within_the_budget() -> None:
         cells = w.next_cells
     assert w.done and w.reason == "budget spent"
     assert w.probabilities.sum() == pytest.approx(1.0)
+    # the value a running cell must be able to reach: the law's, at the decision; on noise-free data
+    # the truth's there
+    assert d.incumbent() == pytest.approx(truth[w.decision], abs=0.005)
 
 
 def test_too_few_points_widen_the_design_instead_of_failing() -> None:
