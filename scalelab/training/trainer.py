@@ -285,6 +285,11 @@ class Trainer:
         elif self.patience_left is not None:
             self.patience_left -= 1
 
+    def budget_spent(self) -> bool:
+        """Whether the token budget (if any) has been reached."""
+        budget = self.cfg.train.token_budget
+        return bool(budget and self.targets_seen >= budget)
+
     def ending(self, epoch: int) -> str | None:
         """Why the run ends after `epoch` (0-based), or None if it goes on: patience, the epoch limit or
         the token budget, in that order of precedence."""
@@ -293,7 +298,7 @@ class Trainer:
             return "early_stopping"
         if epoch + 1 == cfg.train.epochs:
             return "epochs"
-        if cfg.train.token_budget and self.targets_seen >= cfg.train.token_budget:
+        if self.budget_spent():
             return "token_budget"
         return None
 
@@ -327,7 +332,7 @@ class Trainer:
         stop_reason = "epochs"
         try:
             for epoch in range(self.start_epoch, cfg.train.epochs):
-                if cfg.train.token_budget and self.targets_seen >= cfg.train.token_budget:
+                if self.budget_spent():  # a resumed run that had already spent it
                     stop_reason = "token_budget"
                     break
                 record = self.train_epoch(epoch, bar, injected)
