@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install test test-all demo lint bench bench-env laws-real reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties reproduce-ml1m-ties-bucketed reproduce-ml1m-ties-fast reproduce-ml1m-meta clean
+.PHONY: install test test-all demo lint bench bench-env laws-real reproduce-ml1m reproduce-ml1m-movies reproduce-ml1m-ties reproduce-ml1m-ties-bucketed reproduce-ml1m-bucketed reproduce-ml1m-ties-fast reproduce-ml1m-meta clean
 
 install: $(STAMP)
 
@@ -103,6 +103,12 @@ reproduce-ml1m-ties: $(STAMP)
 BUCKETED := --set train.bucket_pool=50
 reproduce-ml1m-ties-bucketed: $(STAMP)
 	$(call repro,-ties-bucketed,--set data.ties=shuffle $(BUCKETED))
+
+# File order (same-second events as the file has them) on length-bucketed batches, with the divisor (201)
+# and exact time buckets the -ties-bucketed runs had: their twin with only the tie order changed, which
+# isolates what the order is worth at depth 8.
+reproduce-ml1m-bucketed: $(STAMP)
+	$(call repro,-bucketed,$(BUCKETED) --set model.max_seq_len=201 --set model.time_buckets=exact)
 
 # Ties shuffled, on the fast training path: length-bucketed batches and negatives drawn once per
 # sequence (each position still scores 128 uniform negatives; positions of a user share them).

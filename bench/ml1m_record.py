@@ -274,6 +274,9 @@ def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[
         # besides), which isolates what length-bucketed batches cost
         if "-meta" in name:
             candidates = [name.replace("-meta", "-ties", 1), name.replace("-meta", "-ties-bucketed", 1)]
+        elif name.endswith("-bucketed") and "-ties" not in name:
+            # file order on bucketed batches: the -ties-bucketed twin differs only in the tie order
+            candidates = [name.replace("-bucketed", "-ties-bucketed", 1)]
         else:
             candidates = [name.rsplit("-", 1)[0]]
         for against in candidates:
@@ -402,6 +405,8 @@ def main() -> None:
         "Rows `<model>-ties-fast` do the same on the fast training path (`make reproduce-ml1m-ties-fast`:",
         "`--set train.bucket_pool=50 --set train.negatives_per=sequence`: length-bucketed batches, and the 128",
         "negatives drawn once per sequence instead of once per position).",
+        "Rows `<model>-bucketed` are the `-ties-bucketed` runs' twins in file order (`make reproduce-ml1m-bucketed`: divisor 201 and",
+        "exact time buckets as those had): only the tie order differs.",
         "Rows `<run>-seedN` repeat a run with another training seed and tie order (`make reproduce-ml1m-ties SEED=N`).",
         "Status `stopped`: the run's checkpoint was lost before it could resume; its rows are what it measured.",
         "Every run's evaluations are kept in `ml1m_runs.json` beside this file.",
