@@ -5,6 +5,7 @@ with 128 sampled negatives, after warm-up, data in memory; real ML-1M (leave-one
 training items per user, batch 128, width 50). Paths: `plain` = shuffled batches, each trimmed to
 its longest row (the default); `bucketed` = `train.bucket_pool: 50`; `fast` = bucketed plus
 `train.negatives_per: sequence` (one draw of negatives per sequence instead of per position);
+`grouped` = shuffled batches, each computed as 4 groups of similar length (`train.length_groups: 4`);
 `+threads` = the same with `train.cpu_workers` = torch's thread count. The epoch time is
 the epoch's targets divided by the measured rate (the rate is measured on the first batches of the
 epoch's batch order, so it sees the same length mix). MFU = analytic training FLOPs per target
@@ -38,7 +39,7 @@ from scalelab.data.split import make_split
 from scalelab.models import resolve
 from scalelab.training.cpu_workers import Workers
 from scalelab.training.tasks import make_task
-from scalelab.training.trainer import Parallel, _batches, _Loop, _train_step
+from scalelab.training.trainer import Parallel, _batches, _Loop, _shard_rows, _train_step
 
 CONFIGS = {
     "hstu": ["model.family=hstu", "model.depth=2", "model.heads=1"],
@@ -64,13 +65,15 @@ def matmul_peak(reps: int = 5, n: int = 2048) -> float:
     return 2 * n**3 / statistics.median(times)
 
 
-# path: (bucket pool, negatives drawn per, CPU worker threads; 0 = as many as torch's threads)
+# path: (bucket pool, negatives drawn per, CPU worker threads (0 = as many as torch's threads), length groups)
 PATHS = {
-    "plain": (None, "position", 1),
-    "bucketed": (50, "position", 1),
-    "fast": (50, "sequence", 1),
-    "bucketed+threads": (50, "position", 0),
-    "fast+threads": (50, "sequence", 0),
+    "plain": (None, "position", 1, 1),
+    "grouped": (None, "position", 1, 4),
+    "bucketed": (50, "position", 1, 1),
+    "fast": (50, "sequence", 1, 1),
+    "grouped+threads": (None, "position", 0, 4),
+    "bucketed+threads": (50, "position", 0, 1),
+    "fast+threads": (50, "sequence", 0, 1),
 }
 
 
@@ -86,14 +89,19 @@ class TrainingStep(NamedTuple):
     pool: Workers
 
 
-def training_step(name: str, path: Path, variant: str, workers: int | None = None) -> TrainingStep:
-    """Family `name` on `variant`'s path (PATHS); `workers` overrides the path's worker threads."""
-    pool_size, negatives_per, threads = PATHS[variant]
+def training_step(
+    name: str, path: Path, variant: str, workers: int | None = None, groups: int | None = None
+) -> TrainingStep:
+    """Family `name` on `variant`'s path (PATHS); `workers` and `groups` override the path's worker
+    threads and length groups."""
+    pool_size, negatives_per, threads, path_groups = PATHS[variant]
     if workers is None:
         workers = threads or torch.get_num_threads()
+    groups = path_groups if groups is None else groups
     over = [f"data.path={path}", "data.split=leave_one_out", "data.min_seq_len=2", "model.width=50",
             "model.dropout=0.2", *CONFIGS[name]]  # fmt: skip
-    over += [f"train.negatives_per={negatives_per}", f"train.cpu_workers={workers}", "train.device=cpu"]
+    over += [f"train.negatives_per={negatives_per}", f"train.cpu_workers={workers}", "train.device=cpu",
+             f"train.length_groups={groups}"]  # fmt: skip
     if pool_size:
         over.append(f"train.bucket_pool={pool_size}")
     cfg = load_config(None, over)
@@ -112,7 +120,7 @@ def training_step(name: str, path: Path, variant: str, workers: int | None = Non
     pool = Workers(workers)
 
     def step(rows: torch.Tensor) -> int:
-        shards = [task.batch(rows[i::workers]) for i in range(min(workers, len(rows)))]
+        shards = [task.batch(r) for r in _shard_rows(rows, task.lengths, workers, groups)]
         return _train_step(loop, shards, gen, pool)[1]
 
     return TrainingStep(task, model, step, batches, size, pool)

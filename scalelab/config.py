@@ -307,6 +307,20 @@ class TrainConfig(StrictModel):
         "each pool sorted by length before it is cut into batches, and the batches shuffled; short "
         "sequences are then padded to their batch's longest, not to a long one (null = off).",
     )
+    length_groups: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Compute each batch as this many groups of rows of similar length, each padded only to "
+        "its own longest row, and sum their gradients. The batch (which users train together) and its "
+        "gradient, the mean over all its targets, stay the same, so the recipe is unchanged; the padding "
+        "positions of a batch of short and long users are not computed (ML-1M at length 200: a random "
+        "batch of 128 is 45% padding, 17% in 4 groups, 8% in 8; with 8 groups and cpu_workers 2, 1.7x the "
+        "step rate of HSTU-large and 2.3x of FuXi-alpha on two cores, bench/bench_length_groups.py). Each "
+        "group draws its own negatives and dropout masks: a run is reproducible for a given count. With "
+        "cpu_workers the groups are shared out among the worker threads. 1 = the whole batch padded to its "
+        "longest row.",
+    )
     patience: int | None = Field(None, ge=1, description="Early stopping patience in evaluations.")
     eval_every: int = Field(1, ge=1, description="Evaluate every this many epochs.")
     seed: int = Field(42, ge=0, description="Seed for data order, negatives and initialisation.")

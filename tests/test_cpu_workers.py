@@ -16,7 +16,7 @@ from scalelab.config import load_config
 from scalelab.models.blocks import Dropout, causal_mask, softmax_attention
 from scalelab.models.rng import dropout_generator
 from scalelab.training.cpu_workers import Workers, worker_count
-from scalelab.training.trainer import train_run
+from scalelab.training.trainer import _shard_rows, train_run
 
 # test_training's small synthetic run, two blocks deep (each later setting overrides an earlier one)
 SMALL = [*TRAINING_SMALL, "model.depth=2", "train.epochs=2", "tracking.mlflow_uri=null"]
@@ -41,6 +41,39 @@ def test_sharded_step_follows_the_whole_batch_gradient(tmp_path: Path, family: s
         if k.endswith("attn.k.bias"):  # softmax ignores a per-row shift of the logits: q.b_k is one, so
             continue  # this gradient is zero up to round-off, which AdamW scales up to steps of size lr
         torch.testing.assert_close(pb[k], pa[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+@pytest.mark.parametrize(("family", "workers"), [("hstu", 1), ("hstu", 2), ("sasrec", 1)])
+def test_length_groups_follow_the_whole_batch_gradient(tmp_path: Path, family: str, workers: int) -> None:
+    """Each batch computed as three groups of similar length (each padded to its own longest row)
+    trains the same weights as the whole batch padded to its longest row, up to float round-off, and
+    computes fewer padding positions: the batches and their gradients are unchanged."""
+    cfg = [*SMALL, f"model.family={family}", "train.loss=full_softmax", "model.dropout=0.0"]
+    one = train_run(load_config(None, cfg), tmp_path / "one")
+    grouped_cfg = [*cfg, "train.length_groups=3", f"train.cpu_workers={workers}"]
+    grouped = train_run(load_config(None, grouped_cfg), tmp_path / "grouped")
+    for a, b in zip(one["history"], grouped["history"], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["padding"] < a["padding"] - 0.05  # synthetic lengths vary: groups cut the padding
+    pa, pb = _params(tmp_path / "one"), _params(tmp_path / "grouped")
+    for k in pa:
+        if k.endswith("attn.k.bias"):  # see test_sharded_step_follows_the_whole_batch_gradient
+            continue
+        torch.testing.assert_close(pb[k], pa[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_length_groups_sort_and_cover_the_batch() -> None:
+    """The groups hold every row of the batch once, in order of length, at least one per thread."""
+    lengths = torch.tensor([5, 1, 9, 3, 7, 2, 8, 4, 6, 10])
+    rows = torch.tensor([9, 0, 4, 2, 7, 1, 3])
+    for threads, groups, want in [(1, 3, 3), (2, 3, 3), (4, 3, 4), (1, 20, 7)]:
+        parts = _shard_rows(rows, lengths, threads, groups)
+        assert len(parts) == want
+        flat = torch.cat(parts)
+        assert sorted(flat.tolist()) == sorted(rows.tolist())
+        assert torch.equal(lengths[flat], lengths[rows].sort().values)
+    # one group: the threads' interleaved shares, in batch order
+    assert [p.tolist() for p in _shard_rows(rows, lengths, 2, 1)] == [[9, 4, 7, 3], [0, 2, 1]]
 
 
 def test_worker_runs_are_reproducible(tmp_path: Path) -> None:

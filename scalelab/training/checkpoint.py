@@ -58,6 +58,7 @@ _INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("train", "bucket_pool"): None,
     ("train", "negatives_per"): "position",
     ("train", "cpu_workers"): 1,
+    ("train", "length_groups"): 1,
     ("model", "time_buckets"): "exact",
 }
 

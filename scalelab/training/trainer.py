@@ -169,6 +169,10 @@ class Trainer:
             raise ConfigError(
                 "train.cpu_workers: worker threads do not combine with several training processes (set it to 1)"
             )
+        if self.par.world > 1 and cfg.train.length_groups > 1:
+            raise ConfigError(
+                "train.length_groups: length groups do not combine with several training processes (set it to 1)"
+            )
         self.fp = ckpt.fingerprint(cfg)
         self.ckpt_path, self.best_path = self.out / "checkpoint.pt", self.out / "best.pt"
         self.monitor = cfg.monitor()
@@ -438,6 +442,7 @@ def _train_epoch(
     steps = len(batches)
     step_losses: list[float] = []
     threads = worker_count(device, cfg.train.cpu_workers)
+    groups = cfg.train.length_groups
     with Workers(threads) as workers:
         for step, rows in enumerate(batches):
             if first and step == WARMUP_STEPS:
@@ -447,8 +452,7 @@ def _train_epoch(
             try:
                 faults.in_step(out, injected, epoch, step)
                 mine = rows[par.rank :: par.world]
-                # interleaved shards: with length buckets each thread gets an equal share of the lengths
-                shards = [loop.task.batch(mine[i::threads]) for i in range(min(threads, len(mine)))]
+                shards = [loop.task.batch(r) for r in _shard_rows(mine, loop.task.lengths, threads, groups)]
                 items = [b[0] for b in shards if b[0] is not None]  # every task's batch leads with item ids
                 slots += sum(x.numel() for x in items)  # positions computed, padding included
                 real += sum(int((x != 0).sum()) for x in items)
@@ -492,6 +496,17 @@ def _batches(
     for chunk in order.split(bs * pool):
         batches += chunk[torch.argsort(lengths[chunk], stable=True)].split(bs)
     return [batches[i] for i in torch.randperm(len(batches), generator=gen)]
+
+
+def _shard_rows(rows: torch.Tensor, lengths: torch.Tensor, threads: int, groups: int) -> list[torch.Tensor]:
+    """The rows of one step's shards, each computed (and padded) on its own. One length group: one
+    shard per worker thread, interleaved (with length buckets each thread gets an equal share of the
+    lengths). Several: the rows sorted by length and cut into that many groups (at least one per
+    thread), so each is padded only to its own longest row."""
+    if groups <= 1:
+        return [rows[i::threads] for i in range(min(threads, len(rows)))]
+    by_length = rows[torch.argsort(lengths[rows], stable=True)]
+    return list(by_length.tensor_split(min(max(groups, threads), len(rows))))
 
 
 def _train_step(
