@@ -6,8 +6,9 @@ epoch), the Performance Law (depth, width) and a plain power law in non-embeddin
 fitted to the cells below the `--holdout` largest sizes; for each held-out cell we report the
 relative error of the prediction and whether the measured value lies in the 95% interval, and
 whether the measured best cell lies inside the interval of the law's recommended configuration.
-The data-fraction sweep (laws_real_ml1m_data) gets the same check with the largest fraction held out
-(tied Performance Law and Chinchilla in non-embedding parameters and training tokens).
+The data-fraction sweep (laws_real_ml1m_data) gets the same check with the largest fraction held out:
+the tied Performance Law (depth, width, training data, entropy), Chinchilla in non-embedding
+parameters and training data (targets per epoch), and a plain power law in one epoch's FLOPs.
 
     .venv/bin/python bench/laws_real.py                  # writes results/reference/laws-real.md (+ .json)
                                                          # and keeps the runs tables in results/reference/laws_real/
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fitters.curves import predict_final
-from fitters.table import read_table, unconverged, variable_column
+from fitters.table import read_table, unconverged, variable_column, with_derived, with_entropy
 from scalelab.fitting import FitJob, fit_payload, run_fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +122,11 @@ def check(
     options: dict | None = None,
 ) -> dict[str, Any]:
     """Fit `law` on the rows not in `held`, predict the held rows, and the decision vs the measured best."""
+    # derived variables (training tokens, the entropy at one context length for every row) from the
+    # whole table, so the fitted and the held-out rows read them alike; its note joins the fit's warnings
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        table = with_entropy(with_derived(table))
     train = table[~held]
     job = FitJob(law=law, metric=METRIC, x=x, options=options or {}, holdout=0, bootstrap=boot, which=WHICH)
     with warnings.catch_warnings():
@@ -152,7 +158,7 @@ def check(
         "r2": res.r2,
         "params": res.params,
         "ci95": {k: list(v) for k, v in res.ci.items()},
-        "warnings": payload["warnings"],
+        "warnings": [str(n.message) for n in notes if "entropy" in variables] + payload["warnings"],
         "held_out": cells,
         "mean_abs_rel_error": float(np.mean([abs(c["rel_error"]) for c in cells])),
     }
@@ -167,9 +173,9 @@ def check(
     }
     dec = payload.get("decision")
     if dec is None and res.law.DECISION == "predict":
-        # a monotone law recommends the largest measured size: is that the measured best?
-        biggest = full.loc[full["non_embedding_params"].idxmax()]
-        out["decision"] = {"status": "monotone", "values": {"params": float(biggest["non_embedding_params"])}}
+        # a monotone law in one variable recommends its largest measured value: is that the measured best?
+        biggest = full.loc[full[cols[0]].idxmax()]
+        out["decision"] = {"status": "monotone", "values": {variables[0]: float(biggest[cols[0]])}}
         out["measured_best_inside"] = bool(biggest["name"] == best["name"])
     elif dec is not None:
         out["decision"] = dec
@@ -233,10 +239,17 @@ def data_sweep(boot: int) -> dict[str, Any]:
     done, report = complete_sweep(DATA_SWEEP)
     if done is None:
         return report
+    report["unconverged"] = done.loc[unconverged(done), "name"].astype(str).tolist()
+    report["table"] = done[["name", "depth", "width", "non_embedding_params", "data_fraction",
+                            "data_train_targets_per_epoch", "epochs_run", "best_epoch", f"{WHICH}_hr@10",
+                            f"{WHICH}_{METRIC}", "wall_time_s"]].sort_values(["non_embedding_params", "data_fraction"]).to_dict("records")  # fmt: skip
     held = done["data_fraction"] >= done["data_fraction"].max()
+    # data enters as the size of the training data (targets per epoch), a design variable; the targets a
+    # run trained on (train_tokens) are set by early stopping, unknown before the run
     report["checks"] = [
-        check(done, "chinchilla", ["params", "train_tokens"], held, boot),
-        check(done, "power", ["tokens"], held & (done["depth"] == done["depth"].max()), boot),
+        check(done, "performance", None, held, boot, {"form": "tied"}),
+        check(done, "chinchilla", ["params", "tokens"], held, boot),
+        check(done, "power", ["compute"], held, boot),  # one epoch's FLOPs: parameters x data
     ]
     report["status"] = "fitted"
     return report
@@ -245,7 +258,7 @@ def data_sweep(boot: int) -> dict[str, Any]:
 def decision_text(dec: dict[str, Any]) -> str:
     """A law's recommendation in a few words: its status and values with their 95% intervals."""
     if dec["status"] == "monotone":
-        return "a power law recommends the largest model"
+        return f"a power law in {', '.join(dec['values'])} recommends the largest value measured"
     vals = ", ".join(
         f"{k} {v:.4g}"
         + (f" [{dec['ci95'][k][0]:.4g}, {dec['ci95'][k][1]:.4g}]" if k in dec.get("ci95", {}) else "")
@@ -323,12 +336,19 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
         )
         md += [f"## {r['sweep']}", "", f"Status: {r['status']}{count}", ""]
         if r.get("table"):
-            md += ["| cell | depth | width | non-emb. params | epochs | best epoch | HR@10 | NDCG@10 | wall time |",
-                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            data = "data_fraction" in r["table"][0]  # the data-fraction sweep: its data columns too
+            md += ["| cell | depth | width | non-emb. params | " + ("data fraction | training targets/epoch | " if data else "")
+                   + "epochs | best epoch | HR@10 | NDCG@10 | wall time |",
+                   "|---|---|---|---|" + ("---|---|" if data else "") + "---|---|---|---|---|"]  # fmt: skip
             for row in r["table"]:
+                cells = (
+                    f"{row['data_fraction']:.3g} | {int(row['data_train_targets_per_epoch']):,} | "
+                    if data
+                    else ""
+                )
                 md.append(
                     f"| {row['name']} | {row['depth']} | {row['width']} | {int(row['non_embedding_params']):,} | "
-                    f"{int(row['epochs_run'])} | {int(row['best_epoch'])} | {row[f'{WHICH}_hr@10']:.4f} | "
+                    f"{cells}{int(row['epochs_run'])} | {int(row['best_epoch'])} | {row[f'{WHICH}_hr@10']:.4f} | "
                     f"{row[f'{WHICH}_{METRIC}']:.4f} | {row['wall_time_s'] / 60:.0f} min |"
                 )
             md.append("")
