@@ -272,7 +272,12 @@ def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[
         # a `-meta` run varies the `-ties` run (same tie order and seed; divisor and buckets changed); it
         # is also the default-path twin of the `-ties-bucketed` run (only the batch composition differs
         # besides), which isolates what length-bucketed batches cost
-        if "-meta" in name:
+        if name.endswith("-meta-bucketed-uniform"):
+            # bucketed with uniform target weights against the default path (only the batch composition
+            # differs) and against bucketing with per-batch weights
+            base = name.removesuffix("-meta-bucketed-uniform")
+            candidates = [f"{base}-meta", f"{base}-ties-bucketed"]
+        elif "-meta" in name:
             candidates = [name.replace("-meta", "-ties", 1), name.replace("-meta", "-ties-bucketed", 1)]
         elif name.endswith("-bucketed") and "-ties" not in name:
             # file order on bucketed batches: the -ties-bucketed twin differs only in the tie order
@@ -407,6 +412,8 @@ def main() -> None:
         "negatives drawn once per sequence instead of once per position).",
         "Rows `<model>-bucketed` are the `-ties-bucketed` runs' twins in file order (`make reproduce-ml1m-bucketed`: divisor 201 and",
         "exact time buckets as those had): only the tie order differs.",
+        "Rows `<model>-meta-bucketed-uniform` are the `-meta` runs on length-bucketed batches with uniform target",
+        "weights (`make reproduce-ml1m-meta-bucketed`: every target weighs the same, as on shuffled batches).",
         "Rows `<run>-seedN` repeat a run with another training seed and tie order (`make reproduce-ml1m-ties SEED=N`).",
         "Status `stopped`: the run's checkpoint was lost before it could resume; its rows are what it measured.",
         "Every run's evaluations are kept in `ml1m_runs.json` beside this file.",

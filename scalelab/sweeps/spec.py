@@ -231,6 +231,7 @@ _NOT_IN_ID = {"name", "output_dir", "tracking"}
 CELL_ID_INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("model", "time_buckets"): "exact",
     ("train", "length_groups"): 1,
+    ("train", "target_weights"): "batch",
 }
 
 

@@ -59,6 +59,7 @@ _INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("train", "negatives_per"): "position",
     ("train", "cpu_workers"): 1,
     ("train", "length_groups"): 1,
+    ("train", "target_weights"): "batch",
     ("model", "time_buckets"): "exact",
 }
 

@@ -443,6 +443,8 @@ def _train_epoch(
     step_losses: list[float] = []
     threads = worker_count(device, cfg.train.cpu_workers)
     groups = cfg.train.length_groups
+    # uniform target weights: every batch's summed loss divided by the epoch's mean targets per batch
+    per_batch = loop.task.num_targets / len(batches) if cfg.train.target_weights == "uniform" else None
     with Workers(threads) as workers:
         for step, rows in enumerate(batches):
             if first and step == WARMUP_STEPS:
@@ -456,7 +458,9 @@ def _train_epoch(
                 items = [b[0] for b in shards if b[0] is not None]  # every task's batch leads with item ids
                 slots += sum(x.numel() for x in items)  # positions computed, padding included
                 real += sum(int((x != 0).sum()) for x in items)
-                value, n = _train_step(loop, shards, gen, workers, nan="nan" in injected and step == 0)
+                value, n = _train_step(
+                    loop, shards, gen, workers, nan="nan" in injected and step == 0, per_batch=per_batch
+                )
             except TrainingDiverged as e:
                 raise TrainingDiverged(epoch + 1, step + 1, e.loss) from None
             except Exception as e:
@@ -515,12 +519,15 @@ def _train_step(
     gen: torch.Generator,
     workers: Workers,
     nan: bool = False,
+    per_batch: float | None = None,
 ) -> tuple[float, int]:
     """One optimiser step on one batch (this worker's slice of it, as one shard or as one shard per
-    CPU worker thread); returns (mean loss over the global batch, its number of targets)."""
+    CPU worker thread); returns (mean loss over the global batch, its number of targets). The gradient
+    is the sum over the batch's targets divided by their number, or by `per_batch` when given
+    (`train.target_weights: uniform`)."""
     cfg, model, par, device = loop.cfg, loop.model, loop.par, loop.device
     if len(shards) > 1:
-        value, n_all = _sharded_gradients(loop, shards, gen, workers, nan)
+        value, n_all = _sharded_gradients(loop, shards, gen, workers, nan, per_batch)
     else:
         loss, n = loop.task.loss(loop.net, model, shards[0], gen, device, cfg.train.precision)
         if nan:
@@ -528,8 +535,10 @@ def _train_step(
         value, n_all = par.global_mean(float(loss.detach()), n, device)
         if not math.isfinite(value):
             raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
-        if par.world > 1:  # DDP averages gradients over workers: weight so that the result is the
-            loss = loss * (n * par.world / n_all)  # gradient of the mean over all the batch's targets
+        if par.world > 1 or per_batch:  # DDP averages gradients over workers: weight so that the result
+            loss = loss * (
+                n * par.world / (per_batch or n_all)
+            )  # is the sum over the batch's targets / divisor
         loop.opt.zero_grad(set_to_none=True)
         loss.backward()
     if cfg.train.grad_clip:
@@ -545,8 +554,10 @@ def _sharded_gradients(
     gen: torch.Generator,
     workers: Workers,
     nan: bool,
+    per_batch: float | None = None,
 ) -> tuple[float, int]:
-    """Gradient of the mean loss over all shards' targets into the parameters' .grad, each shard's
+    """Gradient of the mean loss over all shards' targets (their sum / `per_batch` when given) into
+    the parameters' .grad, each shard's
     forward and backward on its own worker thread (cpu_workers.py). Shard i draws negatives and
     dropout masks from generators seeded from `gen`, and the gradients are summed in shard order,
     so the step is reproducible for a given number of shards."""
@@ -575,7 +586,7 @@ def _sharded_gradients(
             total = grads[0].clone()
             for g in grads[1:]:
                 total += g
-            p.grad = total.div_(n_all)
+            p.grad = total.div_(per_batch or n_all)
     return value, n_all
 
 
