@@ -325,7 +325,10 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
         + ", ".join(f"`scalelab sweep sweeps/{s}.yaml`" for s in (*SIZE_SWEEPS, DATA_SWEEP))
         + ". On 2 CPU cores each takes hours (the wall times below include time shared with other jobs; cells"
         " whose earlier attempts ended before attempts were timed show only their last attempt, e.g. a few minutes"
-        " for a cell of 46 epochs).",
+        " for a cell of 46 epochs). The sweeps train on length-bucketed batches with each step's loss the mean over"
+        " its batch's targets (`train.target_weights: batch`), which weighs a short user's targets about 4x a long"
+        " user's (`python bench/target_weights.py`); every cell trains the same way, so the laws are checked on"
+        " one consistent recipe, not on the shuffled-batch objective.",
         "",
     ]
     for r in reports:
