@@ -95,20 +95,25 @@ Differences that remain, and what each is worth:
    NDCG@10 at epoch 101, so HSTU-large's fast-path run sits below its published numbers by about that
    cost plus the tie-order gap of the depth-2 run; it is a measure of what depth buys on one path (see
    "Depth 8" above), not a reproduction of HSTU-large.
-7. HSTU-large with Meta's per-position negatives on length-bucketed batches
-   (`REPRO_MODELS=hstu_large make reproduce-ml1m-ties-bucketed`, ties shuffled, 101 epochs, 31-34 s
-   per epoch on two threads) ends at HR@10 0.3101 / NDCG@10 0.1730: -0.019 / -0.016 from the
-   published 0.3294 / 0.1893, outside the tolerance, about twice the depth-2 run's gap with the same
-   tie handling (-0.009 / -0.004 over two seeds). Its gain over HSTU trained the same way is +0.014 /
-   +0.013 at epoch 60 (the depth-2 bucketed run stopped there), and +0.010 / +0.005 against the
-   default path's two-seed HSTU mean at epoch 101 (published gain +0.020 / +0.017). The bucketed path
-   is not the cause at depth 2 (it trails the default path by 0.0025 / 0.0055 at epoch 60, inside the
-   seed spread); whether it is at depth 8 is what the `hstu_large-meta` run measures (default path, Meta's
-   divisor and buckets; its status and its difference from this run at the same epoch are in the
-   tables above; 100-108 s per epoch on two threads with nothing else running, measured at epochs
-   11-14, so about 3 h for 101 epochs). The tie order moved HSTU's HR@10 by 0.026 (item 1); if it moves
-   HSTU-large as much (not measured), the published number lies inside the band the unknown order
-   spans, as HSTU's does. Depth buys about half the published gain in these runs.
+7. HSTU-large on the default path with Meta's divisor and buckets (`hstu_large-meta`,
+   `REPRO_MODELS=hstu_large make reproduce-ml1m-meta`, ties shuffled, 100-108 s per epoch on two threads)
+   ends at HR@10 0.3275 / NDCG@10 0.1865: -0.0019 / -0.0028 from the published 0.3294 / 0.1893, within
+   the tolerance (within it at every evaluation from epoch 60). Its gain over the Meta-exact HSTU is
+   +0.028 / +0.021 at epoch 101 (published +0.020 / +0.017). The length-bucketed run
+   (`hstu_large-ties-bucketed`, `REPRO_MODELS=hstu_large make reproduce-ml1m-ties-bucketed`, 31-34 s per
+   epoch) ended at 0.3101 / 0.1730, -0.019 / -0.016 from the published numbers and 0.017 / 0.014 below
+   the default path at epoch 101: the bucketed batches were the cause. They change the objective: a
+   step's loss is the mean over its batch's targets, and a batch of short users has few targets, so
+   each weighs more. Users with at most 50 training targets (31% of the users, 9.2% of the targets)
+   carry 9.2% of the gradient on shuffled batches and 30.5% on bucketed ones, 4.4x the weight per
+   target (`python bench/target_weights.py`, `target_weights.json`). At depth 2 this cost nothing
+   measurable (the bucketed HSTU trails the default path by 0.0025 / 0.0055 at epoch 60, inside the seed
+   spread); at depth 8 it costs the 0.017 / 0.014 above. (The bucketed run also had divisor 201 and
+   exact buckets; at depth 2 those moved nothing beyond seed noise, item 4.) `train.target_weights:
+   uniform` divides each batch's summed loss by the epoch's mean targets per batch, so every target
+   weighs the same; `hstu_large-meta-bucketed-uniform` (`REPRO_MODELS=hstu_large make
+   reproduce-ml1m-meta-bucketed`) measures whether bucketed batches with it land where the default path
+   does (its status is in the tables above when it has run).
 8. FuXi-alpha on the same path (`REPRO_MODELS=fuxi_alpha make reproduce-ml1m-ties-bucketed`, ties
    shuffled, 101 epochs, 44-48 s per epoch on two threads when the machine was quiet) ends at HR@10
    0.3136 / NDCG@10 0.1772: -0.022 / -0.016 from the published 0.3359 / 0.1934, outside the
@@ -131,10 +136,13 @@ Differences that remain, and what each is worth:
    floor(ln|dt| / 0.301) computed in float32 over 128 + 1 buckets, W0 with bias and the block input
    as residual, SwiGLU without biases: as `models/fuxi_alpha.py` (and `models.md`). Their HSTU-large
    config (`hstu-sampled-softmax-n128-large-final.gin`, Meta's) likewise matches
-   `configs/ml1m_hstu_large.yaml`. No setting explains the gap; what differs is the training path
-   (these runs batch users by length) and, as for HSTU, the tie order and the seed. The `-meta`
-   runs of both (`REPRO_MODELS="hstu_large fuxi_alpha" make reproduce-ml1m-meta`: default path,
-   Meta's divisor and buckets) isolate the path.
+   `configs/ml1m_hstu_large.yaml`. No setting explains the gap; what differs is the training path:
+   these runs batch users by length, which cost HSTU-large its whole gap (item 7). FuXi-alpha's
+   default-path run `fuxi_alpha-meta` (Meta's divisor and buckets, ties shuffled) computes each random
+   batch in 8 groups of similar length on two worker threads (`REPRO_MODELS=fuxi_alpha
+   REPRO_SET="--set train.length_groups=8 --set train.cpu_workers=2" make reproduce-ml1m-meta`): the
+   same batches, loss and gradient as the whole padded batch (`tests/test_cpu_workers.py`), 94 s per
+   epoch instead of 213 s (`bench/bench_length_groups.py`, bench.md); its status is in the tables above.
 
 Epoch times: `hstu_large-ties-fast` resumed at epoch 53 and `hstu-ties-seed1` at epochs 21 and 67
 with the faster time-bias and sampled-softmax code (same numbers up to float rounding: the bias
