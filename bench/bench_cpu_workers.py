@@ -12,7 +12,6 @@ torch's thread count (each thread a share of the batch, operators on one core), 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,22 +19,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import targets_per_s, training_step
+from bench_train import alternating_rates, training_step
 from common import machine, ml1m_path, write_record
 
 
 def ab_train(name: str, variant: str, threads: int, steps: int, reps: int) -> dict:
     arms = {w: training_step(name, ml1m_path(), variant, workers=w) for w in (1, threads)}
-    rates: dict[int, list[float]] = {w: [] for w in arms}
-    batches = arms[1].batches
-    for r in range(reps + 1):  # the first round warms up
-        chosen = batches[r * steps : (r + 1) * steps]
-        for w, ts in arms.items():
-            with ts.pool:
-                rate = targets_per_s(ts.step, chosen)
-            if r:
-                rates[w].append(rate)
-    one, many = statistics.median(rates[1]), statistics.median(rates[threads])
+    rates = alternating_rates(arms, arms[1].batches, steps, reps)
+    one, many = rates[1], rates[threads]
     return {"family": name, "path": variant, "workers": threads, "one_pool_targets_per_s": one,
             "workers_targets_per_s": many, "speedup": many / one}  # fmt: skip
 

@@ -13,7 +13,6 @@ warm-up round. `padding` is the share of the computed positions that are padding
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import targets_per_s, training_step
+from bench_train import alternating_rates, training_step
 from common import machine, ml1m_path, write_record
 
 from scalelab.training.trainer import _shard_rows
@@ -45,20 +44,13 @@ def ab(name: str, group_counts: list[int], threads: int, steps: int, reps: int) 
         if threads > 1:
             arms[(threads, g)] = training_step(name, ml1m_path(), "plain", workers=threads, groups=g)
     batches = arms[(1, 1)].batches
-    rates: dict[tuple[int, int], list[float]] = {k: [] for k in arms}
-    for r in range(reps + 1):  # the first round warms up
-        chosen = batches[r * steps : (r + 1) * steps]
-        for key, ts in arms.items():
-            with ts.pool:
-                rate = targets_per_s(ts.step, chosen)
-            if r:
-                rates[key].append(rate)
-    ref = statistics.median(rates[(1, 1)])
+    rates = alternating_rates(arms, batches, steps, reps)
+    ref = rates[(1, 1)]
     used = batches[steps : (reps + 1) * steps]
     epoch_targets = arms[(1, 1)].task.num_targets
     out = []
     for (w, g), ts in arms.items():
-        rate = statistics.median(rates[(w, g)])
+        rate = rates[(w, g)]
         out.append({"family": name, "workers": w, "length_groups": g, "targets_per_s": rate,
                     "speedup": rate / ref, "padding": padding(ts, used, w, g),
                     "epoch_s": epoch_targets / rate})  # fmt: skip

@@ -134,6 +134,20 @@ def targets_per_s(step: Callable[[torch.Tensor], int], batches: list[torch.Tenso
     return n / (time.perf_counter() - t0)
 
 
+def alternating_rates(arms: dict, batches: list[torch.Tensor], steps: int, reps: int) -> dict:
+    """Same-process A/B: each arm (a TrainingStep) runs the same `steps` batches in turn, round after
+    round; the median targets/s of each arm over `reps` rounds after one warm-up round."""
+    rates: dict = {k: [] for k in arms}
+    for r in range(reps + 1):  # the first round warms up
+        chosen = batches[r * steps : (r + 1) * steps]
+        for key, ts in arms.items():
+            with ts.pool:
+                rate = targets_per_s(ts.step, chosen)
+            if r:
+                rates[key].append(rate)
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
 def bench_family(name: str, path: Path, steps: int, reps: int, variant: str) -> dict:
     ts = training_step(name, path, variant)
     rates = []

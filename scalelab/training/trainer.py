@@ -535,10 +535,10 @@ def _train_step(
         value, n_all = par.global_mean(float(loss.detach()), n, device)
         if not math.isfinite(value):
             raise TrainingDiverged(0, 0, value)  # the caller fills in epoch and step
-        if par.world > 1 or per_batch:  # DDP averages gradients over workers: weight so that the result
-            loss = loss * (
-                n * par.world / (per_batch or n_all)
-            )  # is the sum over the batch's targets / divisor
+        if par.world > 1 or per_batch:
+            # DDP averages gradients over workers: weight so that the result is the sum over all the
+            # batch's targets divided by their number (or by per_batch)
+            loss = loss * (n * par.world / (per_batch or n_all))
         loop.opt.zero_grad(set_to_none=True)
         loss.backward()
     if cfg.train.grad_clip:
@@ -557,8 +557,8 @@ def _sharded_gradients(
     per_batch: float | None = None,
 ) -> tuple[float, int]:
     """Gradient of the mean loss over all shards' targets (their sum / `per_batch` when given) into
-    the parameters' .grad, each shard's
-    forward and backward on its own worker thread (cpu_workers.py). Shard i draws negatives and
+    the parameters' .grad, each shard's forward and backward on its own worker thread
+    (cpu_workers.py). Shard i draws negatives and
     dropout masks from generators seeded from `gen`, and the gradients are summed in shard order,
     so the step is reproducible for a given number of shards."""
     cfg, model = loop.cfg, loop.model
