@@ -142,7 +142,8 @@ Differences that remain, and what each is worth:
    batch in 8 groups of similar length on two worker threads (`REPRO_MODELS=fuxi_alpha
    REPRO_SET="--set train.length_groups=8 --set train.cpu_workers=2" make reproduce-ml1m-meta`): the
    same batches, loss and gradient as the whole padded batch (`tests/test_cpu_workers.py`), 94 s per
-   epoch instead of 213 s (`bench/bench_length_groups.py`, bench.md); its status is in the tables above.
+   epoch instead of 213 s (`bench/bench_length_groups.py`, bench.md). Where it lands: the acceptance
+   table; against the bucketed run and against HSTU-large at the same epoch: the tables above.
 
 Epoch times: `hstu_large-ties-fast` resumed at epoch 53 and `hstu-ties-seed1` at epochs 21 and 67
 with the faster time-bias and sampled-softmax code (same numbers up to float rounding: the bias
@@ -287,36 +288,39 @@ def seed_summary(records: dict[str, dict]) -> list[str]:
     return ["", "Across seeds (finished runs only):", "", *out] if out else []
 
 
-def large_vs_base(records: dict[str, dict]) -> list[str]:
-    """HSTU-large against HSTU run the same way (same suffix) at their latest common evaluation,
-    next to the published gain."""
+# (model, the model it is compared with, the heading of the comparison)
+PAIRS = [
+    ("hstu_large", "hstu", "Depth 8 / 2 heads against depth 2 / 1 head"),
+    ("fuxi_alpha", "hstu_large", "FuXi-alpha against HSTU-large (both depth 8 / 2 heads)"),
+]
+
+
+def model_pairs(records: dict[str, dict]) -> list[str]:
+    """Each model of PAIRS against its partner run the same way (same suffix) at their latest common
+    evaluation, next to the published difference."""
     out = []
-    for name, rec in records.items():
-        base = records.get(name.replace("hstu_large", "hstu", 1))
-        if not name.startswith("hstu_large") or not base:
-            continue
-        at = {e["epoch"]: e for e in base["evals"]}
-        common = [e for e in rec["evals"] if e["epoch"] in at]
-        if not common:
-            continue
-        a = common[-1]
-        b = at[a["epoch"]]
-        pub = [PUBLISHED["hstu_large"][i] - PUBLISHED["hstu"][i] for i in (0, 1)]
-        out.append(
-            f"- {name} against {name.replace('hstu_large', 'hstu', 1)} at epoch {a['epoch']}: HR@10 "
-            f"{a['test_hr@10'] - b['test_hr@10']:+.4f}, NDCG@10 {a['test_ndcg@10'] - b['test_ndcg@10']:+.4f} "
-            f"(published HSTU-large against HSTU: {pub[0]:+.4f}, {pub[1]:+.4f})"
-        )
-    return (
-        [
-            "",
-            "Depth 8 / 2 heads against depth 2 / 1 head, trained the same way (latest common evaluation):",
-            "",
-            *out,
-        ]
-        if out
-        else []
-    )
+    for model, partner, heading in PAIRS:
+        lines = []
+        pub = [PUBLISHED[model][i] - PUBLISHED[partner][i] for i in (0, 1)]
+        for name, rec in records.items():
+            other = name.replace(model, partner, 1)
+            base = records.get(other)
+            if not name.startswith(model + "-") or not base:
+                continue
+            at = {e["epoch"]: e for e in base["evals"]}
+            common = [e for e in rec["evals"] if e["epoch"] in at]
+            if not common:
+                continue
+            a = common[-1]
+            b = at[a["epoch"]]
+            lines.append(
+                f"- {name} against {other} at epoch {a['epoch']}: HR@10 "
+                f"{a['test_hr@10'] - b['test_hr@10']:+.4f}, NDCG@10 {a['test_ndcg@10'] - b['test_ndcg@10']:+.4f} "
+                f"(published: {pub[0]:+.4f}, {pub[1]:+.4f})"
+            )
+        if lines:
+            out += ["", f"{heading}, trained the same way (latest common evaluation):", "", *lines]
+    return out
 
 
 def same_epoch_table(curves: dict[str, list[tuple[int, float, float]]]) -> list[str]:
@@ -493,7 +497,7 @@ def main() -> None:
     lines += same_epoch_table(curves)
     lines += ties_verdict(rows)
     lines += seed_summary(records)
-    lines += large_vs_base(records)
+    lines += model_pairs(records)
     lines.append(notes())
     (OUT / "ml-1m.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
