@@ -133,11 +133,18 @@ reproduce-ml1m-meta: $(STAMP)
 
 # Real held-out validation of the laws (results/reference/laws-real.md): HSTU sweeps on ML-100K, ML-1M,
 # Amazon Beauty and Video Games (hours each on 2 cores; re-running resumes), then the record.
-# (laws_real_ml100k and laws_real_ml1m are complete: their runs tables are kept in
-# results/reference/laws_real/; add them to rerun them.)
+# The runs tables are kept in results/reference/laws_real/ (bench/laws_real.py writes them): a sweep
+# resumes from its kept table (--resume-from), so cells finished on another machine are not run again.
+# (laws_real_ml100k and laws_real_ml1m are complete; add them to rerun them.)
 LAWS_REAL ?= laws_real_beauty laws_real_ml1m_data laws_real_games
+LAWS_REAL_KEPT := results/reference/laws_real
 laws-real: $(STAMP)
-	@for s in $(LAWS_REAL); do $(BIN)/scalelab sweep sweeps/$$s.yaml || exit 1; done
+	@for s in $(LAWS_REAL); do \
+		kept=$(LAWS_REAL_KEPT)/$$s.csv; \
+		$(BIN)/scalelab sweep sweeps/$$s.yaml $$([ -f $$kept ] && echo --resume-from $$kept); rc=$$?; \
+		$(BIN)/python bench/laws_real.py --sweeps $$s --archive-only; \
+		[ $$rc -eq 0 ] || exit $$rc; \
+	done
 	$(BIN)/python bench/laws_real.py
 
 clean:

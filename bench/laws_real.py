@@ -41,23 +41,36 @@ ARCHIVE = ROOT / "results" / "reference" / "laws_real"  # runs tables kept with 
 
 
 def load(name: str) -> pd.DataFrame | None:
-    """The sweep's live runs table, else its archived copy under results/reference/laws_real/."""
-    for p in (
-        ROOT / "results" / name / "runs.parquet",
-        ROOT / "results" / name / "runs.csv",
-        ARCHIVE / f"{name}.csv",
-    ):
-        if p.exists():
-            return read_table(p)
-    return None
+    """The sweep's runs table: its live rows, with the archived copy's row (results/reference/laws_real/)
+    for every cell the live table has not finished (a fresh machine, or a sweep re-run elsewhere)."""
+    live = next(
+        (
+            read_table(p)
+            for p in (ROOT / "results" / name / f"runs.{e}" for e in ("parquet", "csv"))
+            if p.exists()
+        ),
+        None,
+    )
+    kept = ARCHIVE / f"{name}.csv"
+    old = read_table(kept) if kept.exists() else None
+    if live is None or old is None:
+        return live if live is not None else old
+    done = live["cell_id"][live["status"] == "finished"]
+    carried = old[(old["status"] == "finished") & ~old["cell_id"].isin(done)]
+    if carried.empty:
+        return live
+    rest = live[~live["cell_id"].isin(carried["cell_id"])]
+    return pd.concat([rest, carried], ignore_index=True).reindex(
+        columns=live.columns.union(old.columns, sort=False)
+    )
 
 
 def archive(name: str) -> None:
-    """Keep the live runs table beside the record, so the record can be regenerated in a fresh checkout."""
-    live = ROOT / "results" / name / "runs.csv"
-    if live.exists():
+    """Keep the runs table (live rows merged with the archive, see `load`) beside the record, so the
+    record regenerates in a fresh checkout and a sweep resumes there with `--resume-from`."""
+    if (ROOT / "results" / name).is_dir() and (table := load(name)) is not None:
         ARCHIVE.mkdir(parents=True, exist_ok=True)
-        (ARCHIVE / f"{name}.csv").write_text(live.read_text())
+        table.to_csv(ARCHIVE / f"{name}.csv", index=False)
 
 
 def curves(name: str, cells: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
@@ -392,6 +405,11 @@ def main() -> None:
     )
     ap.add_argument("--out", default=str(ROOT / "results" / "reference" / "laws-real.md"))
     ap.add_argument("--md", action="store_true", help="only rewrite the .md from the .json record")
+    ap.add_argument(
+        "--archive-only",
+        action="store_true",
+        help="only keep the sweeps' runs tables (and curves) beside the record",
+    )
     args = ap.parse_args()
     if args.md:
         reports = json.loads(Path(args.out).with_suffix(".json").read_text())
@@ -399,6 +417,10 @@ def main() -> None:
         return
     for name in args.sweeps:
         archive(name)
+        if args.archive_only and (table := load(name)) is not None:
+            curves(name, table)
+    if args.archive_only:
+        return
     reports = [
         data_sweep(args.bootstrap)
         if s == DATA_SWEEP

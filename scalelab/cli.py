@@ -182,6 +182,14 @@ def sweep(
             "under the Performance Law, until that decision is settled (results/<name>/adaptive.json).",
         ),
     ] = False,
+    resume_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="A runs table (runs.csv / runs.parquet) kept from another machine or results directory: "
+            "the cells it lists as finished with this sweep's exact settings are not run again, and their "
+            "rows join this sweep's runs table (kept in results/<name>/carried.csv for later runs).",
+        ),
+    ] = None,
 ) -> None:
     """Run every cell of a sweep as a Ray Tune trial; re-running resumes (finished cells are skipped).
 
@@ -199,6 +207,8 @@ def sweep(
       scalelab sweep sweeps/hstu_depth.yaml --dry-run --set data.path=../shared/datasets/ml-1m/interactions.tsv.gz
 
       scalelab sweep sweeps/arch_compare.yaml --address auto
+
+      scalelab sweep sweeps/laws_real_beauty.yaml --resume-from results/reference/laws_real/laws_real_beauty.csv
     """
     from scalelab.sweeps import runner
     from scalelab.sweeps.spec import load_sweep
@@ -227,14 +237,17 @@ def sweep(
         )
         return
     outcome = _run_with_status(
-        lambda status: runner.run_sweep(spec, cells, str(spec_file), address, track, status), len(cells)
+        lambda status: runner.run_sweep(spec, cells, str(spec_file), address, track, status, resume_from),
+        len(cells),
     )
     c = outcome.counts
     _print_results(outcome.table, spec.name)
     out.print(
         f"{spec.name}: {c.done} finished, "
         + (f"{c.stopped} stopped early on their learning curve, " if c.stopped else "")
-        + f"{c.skipped} already done, {c.diverged} diverged, {c.failed} failed "
+        + f"{c.skipped} already done"
+        + (f" ({c.carried} carried from another runs table)" if c.carried else "")
+        + f", {c.diverged} diverged, {c.failed} failed "
         f"of {c.total}; runs table: {outcome.root / 'runs.csv'}",
         highlight=False,
     )

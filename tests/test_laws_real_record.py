@@ -56,3 +56,25 @@ def test_data_fraction_check_predicts_the_full_data_cells(monkeypatch: pytest.Mo
     assert "| data fraction | training targets/epoch |" in md
     assert "| hstu-L4-D64-f0.12-s42 | 4 | 64 | 83,096 | 0.125 |" in md
     assert np.isfinite(checks["performance"]["mean_abs_rel_error"])
+
+
+def test_live_rows_join_the_archived_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep re-run on a fresh machine has only its new cells live: the record keeps the archived
+    rows of the others (and never lets an unfinished live row hide an archived finished one)."""
+    monkeypatch.setattr(laws_real, "ROOT", tmp_path)
+    monkeypatch.setattr(laws_real, "ARCHIVE", tmp_path / "archive")
+    (tmp_path / "archive").mkdir()
+    old = pd.DataFrame({"cell_id": ["a", "b", "c"], "status": ["finished", "finished", "interrupted"],
+                        "best_ndcg@10": [0.1, 0.2, None]})  # fmt: skip
+    old.to_csv(tmp_path / "archive" / "s.csv", index=False)
+    assert laws_real.load("s")["best_ndcg@10"].tolist()[:2] == [0.1, 0.2]  # no live table: the archive
+    (tmp_path / "results" / "s").mkdir(parents=True)
+    live = pd.DataFrame({"cell_id": ["a", "b", "c"], "status": ["pending", "finished", "finished"],
+                         "best_ndcg@10": [None, 0.25, 0.3], "wall_time_s": [None, 5.0, 6.0]})  # fmt: skip
+    live.to_csv(tmp_path / "results" / "s" / "runs.csv", index=False)
+    t = laws_real.load("s").set_index("cell_id")
+    assert t.loc["a", "status"] == "finished" and t.loc["a", "best_ndcg@10"] == 0.1  # archived, kept
+    assert t.loc["b", "best_ndcg@10"] == 0.25 and t.loc["c", "best_ndcg@10"] == 0.3  # live wins
+    laws_real.archive("s")
+    again = read_table(tmp_path / "archive" / "s.csv").set_index("cell_id")
+    assert again.loc[["a", "b", "c"], "best_ndcg@10"].tolist() == [0.1, 0.25, 0.3]

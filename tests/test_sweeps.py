@@ -242,3 +242,79 @@ def test_cell_ids_of_shipped_specs_do_not_drift() -> None:
     for name, ids in frozen.items():
         _, cells = load_sweep(root / name)
         assert {c.cell_id for c in cells} == ids, f"cell ids of sweeps/{name} changed"
+
+
+def test_sweep_resumes_from_a_runs_table_kept_elsewhere(tmp_path: Path) -> None:
+    """`--resume-from TABLE`: the cells TABLE lists as finished with this sweep's settings are not run
+    again and their rows (verbatim) join the runs table; a failed row, or one of another sweep, is not
+    carried. A later invocation without the option keeps them. The kept table here is written by hand
+    for the three cells, with metric values no training would produce."""
+    base = {**BASE, "train": {**BASE["train"], "epochs": 1}}
+    spec = write_spec(tmp_path, "carry", base=base, grid={"model.depth": [1], "model.width": [8, 16, 24]})
+    ids = cell_ids(spec)
+    kept = pd.DataFrame(
+        [
+            {
+                "cell_id": ids[0],
+                "name": "kept-a",
+                "status": "finished",
+                "epochs_run": 7,
+                "best_ndcg@10": 0.4321,
+            },
+            {
+                "cell_id": ids[1],
+                "name": "kept-b",
+                "status": "finished",
+                "epochs_run": 9,
+                "best_ndcg@10": 0.1234,
+            },
+            {"cell_id": ids[2], "name": "kept-c", "status": "failed", "epochs_run": 1, "best_ndcg@10": 0.9},
+            {"cell_id": "000000000000", "name": "other", "status": "finished", "epochs_run": 3},
+        ]
+    )
+    kept.to_csv(tmp_path / "kept.csv", index=False)
+    p = sweep(str(spec), "--resume-from", str(tmp_path / "kept.csv"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "1 finished, 2 already done (2 carried from another runs table)" in p.stdout, p.stdout
+    trials = tmp_path / "carry" / "trials"
+    assert not (trials / ids[0]).exists() and not (trials / ids[1]).exists()  # not run here
+    assert (trials / ids[2] / "summary.json").exists()
+
+    def check_table() -> None:
+        table = pd.read_csv(tmp_path / "carry" / "runs.csv").set_index("cell_id")
+        assert list(table.index) == ids  # the spec's cell order
+        assert (table["status"] == "finished").all()
+        assert table.loc[ids[0], "best_ndcg@10"] == 0.4321 and table.loc[ids[0], "name"] == "kept-a"
+        assert table.loc[ids[1], "epochs_run"] == 9
+        assert table.loc[ids[2], "best_ndcg@10"] != 0.9  # the failed row was not carried: run here
+
+    check_table()
+    children = [r for r in mlflow_runs(tmp_path, "carry") if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 3
+    carried = {r.data.tags["cell_id"]: r for r in children if r.data.tags.get("carried") == "true"}
+    assert set(carried) == {ids[0], ids[1]}
+    assert carried[ids[0]].data.metrics["best_ndcg_at_10"] == 0.4321
+    p = sweep(str(spec))  # without the option: the carried cells stay done
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "0 finished, 3 already done (2 carried" in p.stdout, p.stdout
+    check_table()
+    assert len([r for r in mlflow_runs(tmp_path, "carry") if "mlflow.parentRunId" in r.data.tags]) == 3
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        (None, "no such runs table"),
+        ("cell_id,status\n000000000000,finished\n", "no finished cell of this sweep in it"),
+        ("a,b\n1,2\n", "not a sweep's runs table (no column cell_id, status)"),
+    ],
+)
+def test_resume_from_a_bad_table_is_one_line(tmp_path: Path, table: str | None, needle: str) -> None:
+    spec = write_spec(tmp_path, "carrybad")
+    path = tmp_path / "kept.csv"
+    if table is not None:
+        path.write_text(table)
+    p = sweep(str(spec), "--resume-from", str(path))
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert needle in p.stderr and str(path) in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "carrybad" / "trials").exists()  # nothing ran

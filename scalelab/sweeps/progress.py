@@ -48,6 +48,7 @@ class Counts:
     failed: int = 0
     diverged: int = 0
     skipped: int = 0
+    carried: int = 0  # of the skipped: measured elsewhere, rows carried from another runs table
     stopped: int = 0  # stopped early on their learning curve (adaptive sweeps)
     best: tuple[str, float] | None = None
     started: float = field(default_factory=time.time)

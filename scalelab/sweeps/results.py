@@ -10,11 +10,14 @@ import pandas as pd
 
 from scalelab.atomic import atomic_write, atomic_write_json
 from scalelab.config import RunConfig
+from scalelab.errors import DataError
 from scalelab.models.registry import resolve
 from scalelab.run_record import RunRecord, flat
 from scalelab.sweeps.spec import Cell
 
 STATE_FILE = "cells.json"
+CARRIED_FILE = "carried.csv"  # rows of cells measured elsewhere (`scalelab sweep --resume-from`)
+CARRIED_STATUSES = ("finished", "diverged")
 
 
 def read_state(root: Path) -> dict[str, dict[str, Any]]:
@@ -54,6 +57,50 @@ def cell_status(root: Path, cid: str, state: dict[str, dict[str, Any]]) -> str:
     return str(state.get(cid, {}).get("status", "pending"))
 
 
+def read_runs_table(path: Path) -> pd.DataFrame:
+    """A runs table (runs.csv or runs.parquet) written by a sweep; a one-line error otherwise."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such runs table")
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as e:  # pandas raises many types for a malformed file
+        raise DataError(f"{path}: not a readable runs table ({type(e).__name__}: {e})") from None
+    missing = [c for c in ("cell_id", "status") if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: not a sweep's runs table (no column {', '.join(missing)})")
+    table["cell_id"] = table["cell_id"].astype(str)
+    return table
+
+
+def carry_rows(root: Path, source: Path, cells: list[Cell]) -> int:
+    """Keep the rows of `source` (a runs table from another machine or an earlier results directory)
+    whose cells belong to this sweep and ended there (finished or diverged) in root/carried.csv; the
+    sweep does not run them again and its runs table shows them. Rows already carried stay; a cell
+    this sweep measured itself is never replaced. Returns the number of cells carried from `source`.
+
+    The cell id hashes the cell's whole configuration, so a row is carried only for a cell with the
+    same settings (data, model, training, evaluation)."""
+    table = read_runs_table(source)
+    ids = {c.cell_id for c in cells}
+    rows = table[table["cell_id"].isin(ids) & table["status"].isin(list(CARRIED_STATUSES))]
+    if rows.empty:
+        raise DataError(
+            f"{source}: no finished cell of this sweep in it (cell ids differ when any setting differs)"
+        )
+    rows = rows[[trial_summary(root, cid) is None for cid in rows["cell_id"]]]
+    carried = len(rows)
+    kept = read_carried(root)
+    if kept is not None:
+        rows = pd.concat([kept[~kept["cell_id"].isin(rows["cell_id"])], rows], ignore_index=True)
+    atomic_write(root / CARRIED_FILE, lambda f: rows.to_csv(f, index=False))
+    return carried
+
+
+def read_carried(root: Path) -> pd.DataFrame | None:
+    path = root / CARRIED_FILE
+    return read_runs_table(path) if path.exists() else None
+
+
 def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for cell in cells:
@@ -83,7 +130,28 @@ def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]])
         row.update(rec.table_fields())
         row.update(flat("cfg.", cfg.model_dump(mode="json", exclude={"tracking", "name", "output_dir"})))
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    carried = read_carried(root)
+    if carried is None:
+        return table
+    # a cell measured elsewhere (and not here since) is shown with its carried row
+    ended_here = [
+        (trial_summary(root, cid) or {}).get("status") in CARRIED_STATUSES for cid in table["cell_id"]
+    ]
+    carried = carried[carried["cell_id"].isin(table.loc[[not e for e in ended_here], "cell_id"])]
+    if carried.empty:
+        return table
+    columns = list(table.columns) + [c for c in carried.columns if c not in table.columns]
+    rest = table[~table["cell_id"].isin(carried["cell_id"])]
+    order = {cid: i for i, cid in enumerate(table["cell_id"])}
+    merged = pd.concat([rest, carried], ignore_index=True).reindex(columns=columns)
+    return merged.sort_values("cell_id", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+
+
+def carried_ids(root: Path) -> set[str]:
+    """Cells whose result was carried from another runs table (`--resume-from`)."""
+    carried = read_carried(root)
+    return set() if carried is None else set(carried["cell_id"])
 
 
 def write_table(root: Path, table: pd.DataFrame) -> None:

@@ -84,12 +84,23 @@ def run_sweep(
     address: str | None = None,
     track: bool = True,
     status: Callable[[Counts], Any] | None = None,
+    resume_from: Path | None = None,
 ) -> SweepOutcome:
     """Run every cell that is not done yet; returns the runs table and the counts. The driver holds
-    the results directory's lock throughout: a second driver is refused at once."""
+    the results directory's lock throughout: a second driver is refused at once.
+
+    `resume_from`: a runs table kept from another machine or results directory; the cells it lists
+    as finished (or diverged) with this sweep's exact settings are carried, not run again."""
     root = spec.results_dir()
+    if resume_from is not None and spec.adaptive is not None:
+        raise UserError(
+            f"{source}: --resume-from does not combine with an adaptive design (its waves are chosen "
+            "from the cells run here)"
+        )
     check_writable(root)
     with ResultsLock(root):
+        if resume_from is not None:
+            res.carry_rows(root, resume_from, cells)
         return _run_sweep(spec, cells, source, root, address, track, status)
 
 
@@ -131,12 +142,17 @@ def _run_sweep(
     for cid, record in state.items():
         res.close_interrupted_attempt(root, cid, record)
     counts = Counts(total=len(cells))
+    carried = res.carried_ids(root)
     todo = []
     for p in planned:
         st = res.cell_status(root, p.cell.cell_id, state)
         if st in ("finished", "diverged"):
             counts.skipped += 1
             state.setdefault(p.cell.cell_id, {})["status"] = st
+        elif p.cell.cell_id in carried:  # measured elsewhere: its row is in carried.csv
+            counts.skipped += 1
+            counts.carried += 1
+            state.setdefault(p.cell.cell_id, {})["status"] = "carried"
         else:
             todo.append(p)
     check_free_space(root, sum(p.disk_bytes for p in todo))

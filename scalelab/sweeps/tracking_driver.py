@@ -278,6 +278,8 @@ def _open_tracking(
         return lg
 
     pending = {p.cell.cell_id for p in todo}
+    carried = res.read_carried(root)
+    carried_rows = {} if carried is None else {str(r["cell_id"]): r for _, r in carried.iterrows()}
     for cell in cells:
         cid = cell.cell_id
         if cid in pending:
@@ -287,4 +289,27 @@ def _open_tracking(
             if summary is not None:
                 record_summary(child(cell, "RUNNING"), summary)
                 state[cid]["tracked"] = True
+            elif cid in carried_rows:
+                record_carried(child(cell, "RUNNING"), carried_rows[cid])
+                state[cid]["tracked"] = True
     return parent, outbox
+
+
+def record_carried(lg: Any, row: Any) -> None:
+    """A cell carried from another runs table (`--resume-from`): its run holds the row's result
+    columns (test metrics at the selected epoch, sizes, FLOPs) at its last epoch, tagged `carried`;
+    its per-epoch curves stayed with the machine that trained it."""
+    import math
+    import numbers
+
+    skip = ("depth", "width", "heads", "head_dim", "seed")
+    metrics = {}
+    for col, v in row.items():
+        number = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+        if number and not str(col).startswith("cfg.") and col not in skip:
+            metrics[str(col).replace("@", "_at_")] = float(v)
+    epochs = row.get("epochs_run")
+    step = int(float(epochs)) if isinstance(epochs, numbers.Real) and math.isfinite(float(epochs)) else 0
+    lg.log_metrics(metrics, step=step)
+    lg.set_tags({"status": str(row["status"]), "carried": "true"})
+    lg.finish("FINISHED" if row["status"] == "finished" else "FAILED")
