@@ -180,6 +180,29 @@ def notes() -> str:
     )
 
 
+TOLERANCE = 0.010  # the acceptance band around each published HR@10 / NDCG@10
+
+
+def within(hr: float, nd: float, pub: tuple[float, float]) -> bool:
+    return abs(hr - pub[0]) <= TOLERANCE and abs(nd - pub[1]) <= TOLERANCE
+
+
+def finished_seeds(records: dict[str, dict], name: str) -> list[tuple[str, dict]]:
+    """The finished runs of `name` and of its `-seedN` repeats, in record order."""
+    return [
+        (n, r)
+        for n, r in records.items()
+        if (n == name or n.startswith(name + "-seed")) and r["status"] == "finished"
+    ]
+
+
+def seed_mean(runs: list[tuple[str, dict]]) -> tuple[float, float]:
+    """Mean HR@10 and NDCG@10 of the runs' last evaluations."""
+    lasts = [r["evals"][-1] for _, r in runs]
+    hr, nd = (sum(e[k] for e in lasts) / len(lasts) for k in ("test_hr@10", "test_ndcg@10"))
+    return hr, nd
+
+
 def ties_verdict(rows: list) -> list[str]:
     """The reproduction table's tolerance check for the tie-shuffled runs (Meta's kind of order)."""
     got = {
@@ -198,7 +221,7 @@ def ties_verdict(rows: list) -> list[str]:
     for model, (info, last) in got.items():
         pub = PUBLISHED[model.split("-")[0]]
         d_hr, d_nd = last["test_hr@10"] - pub[0], last["test_ndcg@10"] - pub[1]
-        ok = abs(d_hr) <= 0.010 and abs(d_nd) <= 0.010
+        ok = within(last["test_hr@10"], last["test_ndcg@10"], pub)
         out.append(
             f"- {model} ({info['status']}, epoch {last['epoch']}): HR@10 {last['test_hr@10']:.4f} ({d_hr:+.4f}), "
             f"NDCG@10 {last['test_ndcg@10']:.4f} ({d_nd:+.4f}): {'within' if ok else 'outside'} +-0.010"
@@ -233,20 +256,18 @@ def acceptance(records: dict[str, dict]) -> list[str]:
     ]
     means: dict[str, tuple[float, float]] = {}
     for model, name in CANONICAL.items():
-        runs = [(n, r) for n, r in records.items() if n == name or n.startswith(name + "-seed")]
-        done = [(n, r) for n, r in runs if r["status"] == "finished"]
+        done = finished_seeds(records, name)
         pub = PUBLISHED[model]
         if not done:
+            runs = [(n, r) for n, r in records.items() if n == name or n.startswith(name + "-seed")]
             where = ", ".join(f"{n} {r['status']} at epoch {r['epochs']}" for n, r in runs) or "not run"
             out.append(f"| {model} | {where} | | {pub[0]:.4f} | | | {pub[1]:.4f} | | pending |")
             continue
-        lasts = [r["evals"][-1] for _, r in done]
-        hr, nd = (sum(e[k] for e in lasts) / len(lasts) for k in ("test_hr@10", "test_ndcg@10"))
-        means[model] = (hr, nd)
-        ok = abs(hr - pub[0]) <= 0.010 and abs(nd - pub[1]) <= 0.010
+        hr, nd = means[model] = seed_mean(done)
+        ok = within(hr, nd, pub)
         verdict = "within" if ok else "outside"
-        if not ok and abs(hr - pub[0]) > 0.010:
-            verdict += f" (HR@10 by {(abs(hr - pub[0]) - 0.010) * TEST_USERS:.1f} users)"
+        if not ok and abs(hr - pub[0]) > TOLERANCE:
+            verdict += f" (HR@10 by {(abs(hr - pub[0]) - TOLERANCE) * TEST_USERS:.1f} users)"
         out.append(
             f"| {model} | {', '.join(n for n, _ in done)} | {hr:.4f} | {pub[0]:.4f} | {hr - pub[0]:+.4f} | "
             f"{nd:.4f} | {pub[1]:.4f} | {nd - pub[1]:+.4f} | {verdict} |"
@@ -268,12 +289,10 @@ def seed_summary(records: dict[str, dict]) -> list[str]:
     """Mean and range over the seeds of a finished run and its finished `-seedN` repeats."""
     out = []
     for name, rec in records.items():
-        repeats = [
-            r for n, r in records.items() if n.startswith(name + "-seed") and r["status"] == "finished"
-        ]
-        if rec["status"] != "finished" or not repeats:
+        runs = finished_seeds(records, name)
+        if rec["status"] != "finished" or len(runs) < 2 or "-seed" in name:
             continue
-        lasts = [r["evals"][-1] for r in [rec, *repeats]]
+        lasts = [r["evals"][-1] for _, r in runs]
         pub = PUBLISHED[name.split("-")[0]]
         cells = []
         for i, key in enumerate(("test_hr@10", "test_ndcg@10")):
@@ -281,8 +300,7 @@ def seed_summary(records: dict[str, dict]) -> list[str]:
             mean = sum(vals) / len(vals)
             cells.append(f"{key.removeprefix('test_').upper()} mean {mean:.4f} "
                          f"({mean - pub[i]:+.4f}; {min(vals):.4f}..{max(vals):.4f})")  # fmt: skip
-        means = [sum(e[k] for e in lasts) / len(lasts) for k in ("test_hr@10", "test_ndcg@10")]
-        ok = all(abs(m - p) <= 0.010 for m, p in zip(means, pub, strict=True))
+        ok = within(*seed_mean(runs), pub)
         out.append(
             f"- {name} over {len(lasts)} seeds (training seed and tie order): {', '.join(cells)}: "
             f"mean {'within' if ok else 'outside'} +-0.010"
