@@ -86,11 +86,15 @@ Differences that remain, and what each is worth:
    within 0.006 HR@10 / 0.004 NDCG@10, with no consistent sign. So a change that moves single steps'
    outputs by about 1% and gradients by about 5% changes the early trajectory, not where training
    ends, beyond seed noise. Against
-   the published numbers the Meta-exact HSTU lands at -0.0100 / -0.0068, the same place as the
+   the published numbers the Meta-exact HSTU lands at -0.0100 / -0.0068 (seed 42) and -0.0090 / -0.0059
+   (`hstu-meta-seed1`: training seed and tie order 1), mean -0.0095 / -0.0064, the same place as the
    `-ties` runs (item 1: the tie order, not the divisor, sets where HSTU lands).
-5. Seeds: Meta reports one run. HSTU with ties shuffled was repeated with another training seed and
-   tie order (`make reproduce-ml1m-ties SEED=1`, row `hstu-ties-seed1`; "Across seeds" above); the tie
-   seed alone moves the transition baseline by the HR@10 range above.
+5. Seeds: Meta reports one run. HSTU was repeated with another training seed and tie order, both with
+   the divisor 201 (`make reproduce-ml1m-ties SEED=1`, row `hstu-ties-seed1`) and Meta-exact
+   (`REPRO_MODELS=hstu SEED=1 make reproduce-ml1m-meta`, row `hstu-meta-seed1`; "Across seeds" above):
+   the two seeds end within 0.0024 HR@10 / 0.0009 NDCG@10 of each other in both pairs; the tie seed
+   alone moves the transition baseline by the HR@10 range above. HSTU-large and FuXi-alpha have one
+   seed each (about 3 h per run on this machine).
 6. Fast path (`-ties-fast` rows): with the same tie order and seed it costs HSTU 0.013 HR@10 / 0.009
    NDCG@10 at epoch 101, so HSTU-large's fast-path run sits below its published numbers by about that
    cost plus the tie-order gap of the depth-2 run; it is a measure of what depth buys on one path (see
@@ -150,7 +154,11 @@ Differences that remain, and what each is worth:
 Epoch times: `hstu_large-ties-fast` resumed at epoch 53 and `hstu-ties-seed1` at epochs 21 and 67
 with the faster time-bias and sampled-softmax code (same numbers up to float rounding: the bias
 values and gradient are identical, the negatives' logits come from a matmul instead of a gather);
-`hstu-ties-seed1` ran on two threads from epoch 67, the other runs on one.
+`hstu-ties-seed1` ran on two threads from epoch 67, the other runs on one. `hstu-meta-seed1`
+and `fuxi_alpha-meta` ran with length groups on two threads
+(`train.length_groups=8`, `train.cpu_workers=2`: the same batches and gradient, shorter epochs);
+`hstu-meta-seed1` alone on a quiet machine (36 s per epoch against 153 s for `hstu-meta`, which
+shared the machine with other runs).
 """
 
 
