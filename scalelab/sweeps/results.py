@@ -72,11 +72,11 @@ def read_runs_table(path: Path) -> pd.DataFrame:
     return table
 
 
-def carry_rows(root: Path, source: Path, cells: list[Cell]) -> int:
+def carry_rows(root: Path, source: Path, cells: list[Cell]) -> None:
     """Keep the rows of `source` (a runs table from another machine or an earlier results directory)
     whose cells belong to this sweep and ended there (finished or diverged) in root/carried.csv; the
     sweep does not run them again and its runs table shows them. Rows already carried stay; a cell
-    this sweep measured itself is never replaced. Returns the number of cells carried from `source`.
+    this sweep measured itself is never replaced.
 
     The cell id hashes the cell's whole configuration, so a row is carried only for a cell with the
     same settings (data, model, training, evaluation)."""
@@ -88,12 +88,10 @@ def carry_rows(root: Path, source: Path, cells: list[Cell]) -> int:
             f"{source}: no finished cell of this sweep in it (cell ids differ when any setting differs)"
         )
     rows = rows[[trial_summary(root, cid) is None for cid in rows["cell_id"]]]
-    carried = len(rows)
     kept = read_carried(root)
     if kept is not None:
         rows = pd.concat([kept[~kept["cell_id"].isin(rows["cell_id"])], rows], ignore_index=True)
     atomic_write(root / CARRIED_FILE, lambda f: rows.to_csv(f, index=False))
-    return carried
 
 
 def read_carried(root: Path) -> pd.DataFrame | None:
@@ -103,10 +101,13 @@ def read_carried(root: Path) -> pd.DataFrame | None:
 
 def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]]) -> pd.DataFrame:
     rows = []
+    ended_here = set()  # cells with their own finished / diverged summary in this directory
     for cell in cells:
         cfg: RunConfig = cell.config
         spec = resolve(cfg.model, cfg.padded_len())
         s = trial_summary(root, cell.cell_id) or {}
+        if s.get("status") in CARRIED_STATUSES:
+            ended_here.add(cell.cell_id)
         rec = RunRecord.from_json(s)
         st = state.get(cell.cell_id, {})
         row: dict[str, Any] = {
@@ -135,10 +136,7 @@ def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]])
     if carried is None:
         return table
     # a cell measured elsewhere (and not here since) is shown with its carried row
-    ended_here = [
-        (trial_summary(root, cid) or {}).get("status") in CARRIED_STATUSES for cid in table["cell_id"]
-    ]
-    carried = carried[carried["cell_id"].isin(table.loc[[not e for e in ended_here], "cell_id"])]
+    carried = carried[carried["cell_id"].isin(set(table["cell_id"]) - ended_here)]
     if carried.empty:
         return table
     columns = list(table.columns) + [c for c in carried.columns if c not in table.columns]
