@@ -29,6 +29,7 @@ import pandas as pd
 from fitters.curves import predict_final
 from fitters.table import read_table, unconverged, variable_column, with_derived, with_entropy
 from scalelab.fitting import FitJob, fit_payload, run_fit
+from scalelab.sweeps.results import overlay
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE_SWEEPS = ("laws_real_ml100k", "laws_real_ml1m", "laws_real_beauty", "laws_real_games")
@@ -55,14 +56,9 @@ def load(name: str) -> pd.DataFrame | None:
     old = read_table(kept) if kept.exists() else None
     if live is None or old is None:
         return live if live is not None else old
-    done = live["cell_id"][live["status"] == "finished"]
-    carried = old[(old["status"] == "finished") & ~old["cell_id"].isin(done)]
-    if carried.empty:
-        return live
-    rest = live[~live["cell_id"].isin(carried["cell_id"])]
-    return pd.concat([rest, carried], ignore_index=True).reindex(
-        columns=live.columns.union(old.columns, sort=False)
-    )
+    live["cell_id"], old["cell_id"] = live["cell_id"].astype(str), old["cell_id"].astype(str)
+    unfinished = set(live["cell_id"][live["status"] != "finished"])
+    return overlay(live, old[old["status"] == "finished"], unfinished)
 
 
 def archive(name: str) -> None:

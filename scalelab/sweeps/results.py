@@ -136,13 +136,19 @@ def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]])
     if carried is None:
         return table
     # a cell measured elsewhere (and not here since) is shown with its carried row
-    carried = carried[carried["cell_id"].isin(set(table["cell_id"]) - ended_here)]
-    if carried.empty:
+    return overlay(table, carried, set(table["cell_id"]) - ended_here)
+
+
+def overlay(table: pd.DataFrame, kept: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
+    """`table` with the rows of `kept` standing in for the cells `ids` (both keyed by cell_id): the
+    table's row order, the union of both tables' columns."""
+    kept = kept[kept["cell_id"].isin(ids)]
+    if kept.empty:
         return table
-    columns = list(table.columns) + [c for c in carried.columns if c not in table.columns]
-    rest = table[~table["cell_id"].isin(carried["cell_id"])]
+    columns = list(table.columns) + [c for c in kept.columns if c not in table.columns]
+    rest = table[~table["cell_id"].isin(kept["cell_id"])]
     order = {cid: i for i, cid in enumerate(table["cell_id"])}
-    merged = pd.concat([rest, carried], ignore_index=True).reindex(columns=columns)
+    merged = pd.concat([rest, kept], ignore_index=True).reindex(columns=columns)
     return merged.sort_values("cell_id", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
 
