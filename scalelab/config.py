@@ -333,6 +333,14 @@ class TrainConfig(StrictModel):
         "instead of their 9% share of the targets). uniform keeps the shuffled batches' objective.",
     )
     patience: int | None = Field(None, ge=1, description="Early stopping patience in evaluations.")
+    min_steps: int = Field(
+        0,
+        ge=0,
+        description="Early stopping does not end a run before this many optimizer steps (the epoch limit and "
+        "token budget still do). For sweeps over data fractions: an epoch of 1/8 of ML-1M is 6 steps, so "
+        "patience counted in its evaluations can end a cell while its loss is still falling fast; give "
+        "every fraction the steps the full data needs to converge. 0 = patience alone.",
+    )
     eval_every: int = Field(1, ge=1, description="Evaluate every this many epochs.")
     seed: int = Field(42, ge=0, description="Seed for data order, negatives and initialisation.")
     device: str = Field("auto", description="auto | cpu | cuda[:i] | npu[:i] | mps.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -104,6 +105,20 @@ def test_early_stopping_ends_the_run_and_marks_its_last_epoch(tmp_path: Path) ->
         small_cfg("train.epochs=2"), tmp_path / "limit", callbacks=[lambda r: seen.append((r.epoch, r.last))]
     )
     assert out["stop_reason"] == "epochs" and seen == [(1, False), (2, True)]
+
+
+def test_min_steps_holds_off_early_stopping_until_that_many_steps(tmp_path: Path) -> None:
+    """A frozen model exhausts its patience after 3 evaluations; with train.min_steps the run goes on
+    to the first epoch whose steps reach min_steps, and stops there by early stopping."""
+    base = ("train.epochs=20", "train.lr=1e-9", "train.patience=2", "train.eval_every=1")
+    plain = train_run(small_cfg(*base), tmp_path / "plain")
+    assert plain["stop_reason"] == "early_stopping" and plain["epochs_run"] == 3
+    per_epoch = math.ceil(plain["dataset"]["train_users"] / 64)  # batch_size 64 in SMALL
+    held = train_run(small_cfg(*base, f"train.min_steps={7 * per_epoch + 1}"), tmp_path / "held")
+    assert held["stop_reason"] == "early_stopping" and held["epochs_run"] == 8
+    # the epoch limit still ends a run before min_steps
+    cut = train_run(small_cfg(*base[1:], "train.epochs=5", f"train.min_steps={100 * per_epoch}"), tmp_path / "cut")
+    assert cut["stop_reason"] == "epochs" and cut["epochs_run"] == 5
 
 
 def test_token_budget_ends_the_run_once_reached_and_sets_the_schedule_length(tmp_path: Path) -> None:

@@ -232,6 +232,7 @@ CELL_ID_INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("model", "time_buckets"): "exact",
     ("train", "length_groups"): 1,
     ("train", "target_weights"): "batch",
+    ("train", "min_steps"): 0,
 }
 
 

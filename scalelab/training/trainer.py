@@ -295,10 +295,11 @@ class Trainer:
         return bool(budget and self.targets_seen >= budget)
 
     def ending(self, epoch: int) -> str | None:
-        """Why the run ends after `epoch` (0-based), or None if it goes on: patience, the epoch limit or
-        the token budget, in that order of precedence."""
+        """Why the run ends after `epoch` (0-based), or None if it goes on: patience (once train.min_steps
+        steps are done), the epoch limit or the token budget, in that order of precedence."""
         cfg = self.cfg
-        if self.patience_left is not None and self.patience_left <= 0:
+        stepped = (epoch + 1) * self.steps_per_epoch
+        if self.patience_left is not None and self.patience_left <= 0 and stepped >= cfg.train.min_steps:
             return "early_stopping"
         if epoch + 1 == cfg.train.epochs:
             return "epochs"
