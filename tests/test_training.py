@@ -117,7 +117,9 @@ def test_min_steps_holds_off_early_stopping_until_that_many_steps(tmp_path: Path
     held = train_run(small_cfg(*base, f"train.min_steps={7 * per_epoch + 1}"), tmp_path / "held")
     assert held["stop_reason"] == "early_stopping" and held["epochs_run"] == 8
     # the epoch limit still ends a run before min_steps
-    cut = train_run(small_cfg(*base[1:], "train.epochs=5", f"train.min_steps={100 * per_epoch}"), tmp_path / "cut")
+    cut = train_run(
+        small_cfg(*base[1:], "train.epochs=5", f"train.min_steps={100 * per_epoch}"), tmp_path / "cut"
+    )
     assert cut["stop_reason"] == "epochs" and cut["epochs_run"] == 5
 
 
