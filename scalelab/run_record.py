@@ -30,6 +30,8 @@ _RESULT_FIELDS = (
     "workers",
 )
 ENDED = ("finished", "diverged", "oom")
+# table_fields columns that are not part of a size report (from_table_fields reads them by name)
+_ROW_ONLY = {"epochs_run", "best_epoch", "device", "flops_per_epoch", "final_loss", "mean_epoch_time_s"}
 
 
 @dataclass
@@ -110,6 +112,43 @@ class RunRecord:
             row["final_loss"] = self.history[-1].get("loss")
             row["mean_epoch_time_s"] = self.mean_epoch_time_s
         return row
+
+    @classmethod
+    def from_table_fields(cls, row: dict[str, Any], status: str = "finished") -> RunRecord:
+        """The record's results back from its `table_fields` columns (a row of a runs table kept
+        elsewhere): metrics, sizes, dataset statistics, FLOPs and epochs; no history or config. Empty
+        cells (NaN, None) are left out."""
+
+        def present(v: Any) -> bool:
+            return v is not None and not (isinstance(v, float) and v != v)
+
+        groups: dict[str, dict[str, Any]] = {"final_": {}, "best_": {}, "valid_best_": {}, "data_": {}}
+        size: dict[str, Any] = {}
+        for col, v in row.items():
+            if not present(v) or col in _ROW_ONLY:
+                continue
+            prefix = next((p for p in ("valid_best_", "best_", "final_", "data_") if col.startswith(p)), None)
+            if prefix is None:
+                size[col] = v
+            else:
+                groups[prefix][col[len(prefix) :]] = v
+
+        def number(col: str, kind: type) -> Any:
+            v = row.get(col)
+            return kind(v) if present(v) else None
+
+        return cls(
+            status=status,
+            device=str(row.get("device") or ""),
+            size=size,
+            dataset=groups["data_"],
+            flops_per_epoch=number("flops_per_epoch", float),
+            epochs_run=number("epochs_run", int),
+            best_epoch=number("best_epoch", int),
+            final=groups["final_"],
+            best_test=groups["best_"],
+            best_valid=groups["valid_best_"],
+        )
 
     def tracking_metrics(self) -> dict[str, float]:
         """One value per name for MLflow: every test metric at the selected epoch under its plain

@@ -16,6 +16,8 @@ import yaml
 from sweep_helpers import BASE, cell_ids, free_port, mlflow_runs, start_sweep, sweep, write_spec
 
 from scalelab.errors import ConfigError
+from scalelab.run_record import RunRecord
+from scalelab.sweeps.results import record_from_row
 from scalelab.sweeps.spec import load_sweep
 
 
@@ -293,7 +295,17 @@ def test_sweep_resumes_from_a_runs_table_kept_elsewhere(tmp_path: Path) -> None:
     assert len(children) == 3
     carried = {r.data.tags["cell_id"]: r for r in children if r.data.tags.get("carried") == "true"}
     assert set(carried) == {ids[0], ids[1]}
-    assert carried[ids[0]].data.metrics["best_ndcg_at_10"] == 0.4321
+    # a carried run holds its results under a trained run's names (ndcg_at_10 at the selected epoch)
+    assert carried[ids[0]].data.metrics["ndcg_at_10"] == 0.4321
+    trained = next(r for r in children if r.data.tags["cell_id"] == ids[2])
+    assert set(carried[ids[0]].data.metrics) <= set(trained.data.metrics)
+    # and a trained cell's row gives back the metrics its run logged
+    summary = json.loads((trials / ids[2] / "summary.json").read_text())
+    row = pd.read_csv(tmp_path / "carry" / "runs.csv")
+    row = row[row["cell_id"] == ids[2]].iloc[0]
+    assert record_from_row(row).tracking_metrics() == pytest.approx(
+        RunRecord.from_json(summary).tracking_metrics(), rel=1e-12
+    )
     p = sweep(str(spec))  # without the option: the carried cells stay done
     assert p.returncode == 0, p.stderr[-3000:]
     assert "0 finished, 3 already done (2 carried" in p.stdout, p.stdout

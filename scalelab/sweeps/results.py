@@ -99,6 +99,20 @@ def read_carried(root: Path) -> pd.DataFrame | None:
     return read_runs_table(path) if path.exists() else None
 
 
+# a row's columns that describe its cell (build_table), before the run's own (RunRecord.table_fields)
+# and its configuration (cfg.*)
+CELL_COLUMNS = (
+    "cell_id", "name", "status", "failure_reason", "family", "depth", "width", "heads", "head_dim",
+    "data_fraction", "history_fraction", "seed", "axes", "wall_time_s",
+)  # fmt: skip
+
+
+def record_from_row(row: pd.Series) -> RunRecord:
+    """The run's results from its runs-table row (a carried cell: trained elsewhere)."""
+    fields = {str(k): v for k, v in row.items() if k not in CELL_COLUMNS and not str(k).startswith("cfg.")}
+    return RunRecord.from_table_fields(fields, status=str(row["status"]))
+
+
 def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]]) -> pd.DataFrame:
     rows = []
     ended_here = set()  # cells with their own finished / diverged summary in this directory

@@ -296,20 +296,12 @@ def _open_tracking(
 
 
 def record_carried(lg: Any, row: Any) -> None:
-    """A cell carried from another runs table (`--resume-from`): its run holds the row's result
-    columns (test metrics at the selected epoch, sizes, FLOPs) at its last epoch, tagged `carried`;
-    its per-epoch curves stayed with the machine that trained it."""
-    import math
-    import numbers
-
-    skip = ("depth", "width", "heads", "head_dim", "seed")
-    metrics = {}
-    for col, v in row.items():
-        number = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
-        if number and not str(col).startswith("cfg.") and col not in skip:
-            metrics[str(col).replace("@", "_at_")] = float(v)
-    epochs = row.get("epochs_run")
-    step = int(float(epochs)) if isinstance(epochs, numbers.Real) and math.isfinite(float(epochs)) else 0
-    lg.log_metrics(metrics, step=step)
+    """A cell carried from another runs table (`--resume-from`): its run holds the row's results
+    under the names a trained cell's run has (`RunRecord.tracking_metrics`: hr_at_10 at the selected
+    epoch, sizes, data_*, FLOPs) at its last epoch, tagged `carried`; its per-epoch curves stayed with
+    the machine that trained it."""
+    rec = res.record_from_row(row)
+    if rec.status == "finished":
+        lg.log_metrics(rec.tracking_metrics(), step=int(rec.epochs_run or 0))
     lg.set_tags({"status": str(row["status"]), "carried": "true"})
     lg.finish("FINISHED" if row["status"] == "finished" else "FAILED")
