@@ -342,6 +342,14 @@ class TrainConfig(StrictModel):
         "every fraction the steps the full data needs to converge. 0 = patience alone.",
     )
     eval_every: int = Field(1, ge=1, description="Evaluate every this many epochs.")
+    eval_every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Evaluate after the first epoch that crosses each multiple of this many optimizer steps, "
+        "instead of every eval_every epochs (leave eval_every at 1). Patience then counts the same amount "
+        "of training whatever the data size: on a sweep over data fractions, an evaluation every 2 epochs "
+        "would come every 12 steps on 1/8 of ML-1M and every 96 on all of it.",
+    )
     seed: int = Field(42, ge=0, description="Seed for data order, negatives and initialisation.")
     device: str = Field("auto", description="auto | cpu | cuda[:i] | npu[:i] | mps.")
     compile: bool = Field(
@@ -365,6 +373,8 @@ class TrainConfig(StrictModel):
     def _check_workers(self) -> TrainConfig:
         if self.cpu_workers > 1 and self.compile:
             raise ValueError("cpu_workers > 1 does not combine with compile")
+        if self.eval_every_steps is not None and self.eval_every != 1:
+            raise ValueError("set one of eval_every (epochs) and eval_every_steps (optimizer steps)")
         return self
 
     @field_validator("betas")

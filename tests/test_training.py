@@ -123,6 +123,18 @@ def test_min_steps_holds_off_early_stopping_until_that_many_steps(tmp_path: Path
     assert cut["stop_reason"] == "epochs" and cut["epochs_run"] == 5
 
 
+def test_eval_every_steps_evaluates_after_each_epoch_that_crosses_a_multiple(tmp_path: Path) -> None:
+    """With k steps per epoch and eval_every_steps = 2k + 1, the evaluations come after epochs 3, 5
+    (crossing 2k + 1 and 4k + 2), 7 (6k + 3), and the last; patience counts those evaluations."""
+    one = train_run(small_cfg("train.epochs=1"), tmp_path / "one")
+    k = math.ceil(one["dataset"]["train_users"] / 64)  # batch_size 64 in SMALL
+    out = train_run(small_cfg("train.epochs=8", f"train.eval_every_steps={2 * k + 1}"), tmp_path / "steps")
+    evaluated = [h["epoch"] for h in out["history"] if "valid_ndcg@10" in h]
+    assert evaluated == [3, 5, 7, 8]
+    with pytest.raises(ConfigError, match="eval_every_steps"):
+        small_cfg("train.eval_every=2", "train.eval_every_steps=10")
+
+
 def test_token_budget_ends_the_run_once_reached_and_sets_the_schedule_length(tmp_path: Path) -> None:
     """A token budget counts training targets: the run stops after the first epoch that reaches it
     (marked `last`, stop reason token_budget), and a decaying schedule ends at the budget, not at the

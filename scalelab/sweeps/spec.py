@@ -233,6 +233,7 @@ CELL_ID_INTRODUCED_LATER: dict[tuple[str, ...], Any] = {
     ("train", "length_groups"): 1,
     ("train", "target_weights"): "batch",
     ("train", "min_steps"): 0,
+    ("train", "eval_every_steps"): None,
 }
 
 

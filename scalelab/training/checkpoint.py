@@ -30,7 +30,16 @@ _RESUMABLE_CHANGES = {
     "name": None,
     "output_dir": None,
     "tracking": None,
-    "train": {"epochs", "patience", "min_steps", "eval_every", "device", "token_budget", "compile"},
+    "train": {
+        "epochs",
+        "patience",
+        "min_steps",
+        "eval_every",
+        "eval_every_steps",
+        "device",
+        "token_budget",
+        "compile",
+    },
     "eval": {"batch_size", "item_chunk"},
 }
 

@@ -289,6 +289,16 @@ class Trainer:
         elif self.patience_left is not None:
             self.patience_left -= 1
 
+    def evaluates_after(self, epoch: int) -> bool:
+        """Whether the run evaluates after `epoch` (0-based): every eval_every epochs, or after each
+        epoch that crosses a multiple of eval_every_steps optimizer steps; always after the last."""
+        cfg = self.cfg
+        if epoch + 1 == cfg.train.epochs:
+            return True
+        if (every := cfg.train.eval_every_steps) is not None:
+            return (epoch + 1) * self.steps_per_epoch // every > epoch * self.steps_per_epoch // every
+        return (epoch + 1) % cfg.train.eval_every == 0
+
     def budget_spent(self) -> bool:
         """Whether the token budget (if any) has been reached."""
         budget = self.cfg.train.token_budget
@@ -341,7 +351,7 @@ class Trainer:
                     stop_reason = "token_budget"
                     break
                 record = self.train_epoch(epoch, bar, injected)
-                if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
+                if self.evaluates_after(epoch):
                     self.evaluate(record)
                 entry: dict[str, Any] = {"epoch": record.epoch, **record.flat()}
                 if cfg.tracking.step_metrics:
