@@ -9,6 +9,9 @@ whether the measured best cell lies inside the interval of the law's recommended
 The data-fraction sweep (laws_real_ml1m_data) gets the same check with the largest fraction held out:
 the tied Performance Law (depth, width, training data, entropy), Chinchilla in non-embedding
 parameters and training data (targets per epoch), and a plain power law in one epoch's FLOPs.
+Once three size sweeps are complete, the tied Performance Law is fitted across their datasets at once
+(shared depth and width terms, each dataset's level from its training data and entropy), with and
+without its data-quality term, on the same held-out cells.
 
     .venv/bin/python bench/laws_real.py                  # writes results/reference/laws-real.md (+ .json)
                                                          # and keeps the runs tables in results/reference/laws_real/
@@ -264,6 +267,91 @@ def data_sweep(boot: int) -> dict[str, Any]:
     return report
 
 
+def data_terms(name: str) -> dict[str, float]:
+    """The data-quality columns of a sweep's dataset (data_entropy_m*, their coverage), computed from its
+    spec's data settings exactly as the trainer computes them: rows written before the trainer recorded
+    them lack them, and the data is the same for every cell of a size sweep."""
+    from scalelab.data.cond_entropy import choose_m
+    from scalelab.data.loader import load_dataset
+    from scalelab.sweeps.spec import load_sweep
+
+    _, cells = load_sweep(ROOT / "sweeps" / f"{name}.yaml")
+    data = load_dataset(cells[0].config.data)
+    chosen, by_m = choose_m(data.ptr, data.items, m_max=2, last=50)
+    return {
+        "data_entropy": chosen.value,
+        "data_entropy_m": chosen.m,
+        **{f"data_entropy_m{e.m}": e.value for e in by_m},
+        **{f"data_entropy_m{e.m}_coverage": e.coverage for e in by_m},
+    }
+
+
+def across_datasets(reports: list[dict[str, Any]], k: int, boot: int) -> dict[str, Any]:
+    """The tied Performance Law over the complete size sweeps together: one set of depth and width
+    terms for every dataset, each dataset's level set by D' from its training data and its entropy.
+    The `k` largest sizes of every dataset are held out, as in the per-dataset checks. Against the same
+    law with the data-quality term switched off (the entropy held constant, so lambda is fixed at 0)
+    and with the pooled ApEn (the Performance-Law paper's term)."""
+    report: dict[str, Any] = {"sweep": "across datasets"}
+    complete = [r["sweep"] for r in reports if r["sweep"] in SIZE_SWEEPS and r["status"] == "fitted"
+                and r["finished"] == r["cells"]]  # fmt: skip
+    report["datasets"] = complete
+    if len(complete) < 3:
+        report["status"] = (
+            f"needs 3 complete size sweeps ({len(complete)} so far): with two datasets the data term has two values "
+            "and fits any pair of levels"
+        )
+        return report
+    parts = []
+    for name in complete:
+        t = load(name)
+        assert t is not None
+        t = t[t["status"] == "finished"].copy()
+        computed = data_terms(name)
+        recorded = t.get("data_entropy_m0")
+        if recorded is not None and recorded.notna().any():  # the trainer's own record agrees with ours
+            assert np.allclose(recorded.dropna(), computed["data_entropy_m0"], rtol=1e-9), name
+        for col, v in computed.items():
+            t[col] = t[col].fillna(v) if col in t else v
+        t["name"] = name.removeprefix("laws_real_") + ": " + t["name"].astype(str)
+        sizes = np.sort(t["non_embedding_params"].unique())
+        t["_held"] = t["non_embedding_params"] >= sizes[-k]
+        parts.append(t)
+    table = pd.concat(parts, ignore_index=True)
+    held = table.pop("_held")
+    report["cells"] = report["finished"] = len(table)
+    report["by_dataset"] = (
+        with_entropy(table)
+        .groupby("name", sort=False)
+        .first()
+        .assign(dataset=lambda d: d.index.str.split(":").str[0])
+        .drop_duplicates("dataset")[["dataset", "data_users", "data_items", "data_train_targets_per_epoch",
+                                     "entropy", "data_entropy_m1", "data_entropy_m1_coverage",
+                                     "data_apen_m2_last50_pooled"]]
+        .to_dict("records")
+    )  # fmt: skip
+    flat = with_entropy(table)
+    flat["entropy"] = float(flat["entropy"].median())  # no data-quality term: lambda fixed at 0
+    variables = ["depth", "width", "tokens"]
+    report["checks"] = [
+        check(table, "performance", [*variables, "entropy"], held, boot, {"form": "tied"}),
+        check(table, "performance", [*variables, "apen"], held, boot, {"form": "tied"}),
+        check(flat.drop(columns=["data_entropy_m"]), "performance", [*variables, "entropy"], held, boot,
+              {"form": "tied"}),
+    ]  # fmt: skip
+    report["checks"][2]["law"] = "performance (no data-quality term)"
+    for c in report["checks"]:  # one best configuration across datasets is not a question here
+        for key in ("decision", "measured_best", "measured_best_inside"):
+            c.pop(key, None)
+    report["per_dataset"] = {
+        r["sweep"]: next(c["mean_abs_rel_error"] for c in r["checks"] if c["law"] == "performance")
+        for r in reports
+        if r["sweep"] in complete
+    }
+    report["status"] = "fitted"
+    return report
+
+
 def decision_text(dec: dict[str, Any]) -> str:
     """A law's recommendation in a few words: its status and values with their 95% intervals."""
     if dec["status"] == "monotone":
@@ -294,8 +382,8 @@ def fmt_check(c: dict[str, Any]) -> list[str]:
             f"[{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}] | {r['rel_error']:+.1%} | {'yes' if r['inside'] else 'no'} |"
         )
     dec = c.get("decision")
-    mb = c["measured_best"]
-    if dec:
+    mb = c.get("measured_best")
+    if dec and mb:
         lines += ["", f"Recommendation ({decision_text(dec)}); measured best {mb['name']} ({mb['value']:.4f}): "
                   f"**{'inside' if c.get('measured_best_inside') else 'not inside'}** the recommendation."]  # fmt: skip
     if c["warnings"]:
@@ -373,8 +461,26 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 md += [f"Not converged (best epoch = last): {', '.join(r['unconverged'])}", ""]
             if r.get("extrapolated"):
                 md += fmt_extrapolated(r["extrapolated"])
+        if r.get("by_dataset"):
+            md += ["The tied law shares its depth and width terms across the datasets; each dataset's level comes "
+                   "from D', ln D' = kappa ln(T / T0) - lambda (H - H0), with T the training targets per epoch and H "
+                   "the data-quality term. The data:", "",
+                   "| dataset | users | items | training targets/epoch | entropy H (m=0) | H(next given 1), coverage "
+                   "| pooled ApEn m=2 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+            for d in r["by_dataset"]:
+                md.append(
+                    f"| {d['dataset']} | {int(d['data_users']):,} | {int(d['data_items']):,} | "
+                    f"{int(d['data_train_targets_per_epoch']):,} | {d['entropy']:.4f} | {d['data_entropy_m1']:.4f} "
+                    f"({d['data_entropy_m1_coverage']:.2f}) | {d['data_apen_m2_last50_pooled']:.4f} |"
+                )
+            md.append("")
         for c in r.get("checks", []):
             md += fmt_check(c)
+        if r.get("per_dataset"):
+            md += ["For comparison, the per-dataset Performance Law (its own depth and width terms on each dataset, "
+                   "above) on the same held-out cells: "
+                   + "; ".join(f"{k.removeprefix('laws_real_')} {v:.1%}" for k, v in r["per_dataset"].items())
+                   + " mean |relative error|.", ""]  # fmt: skip
         if r.get("checks_extrapolated"):
             md += ["Sensitivity to the epoch limit: the same checks with each not-converged cell's extrapolated value "
                    "(table above) in place of its measured one.", ""]  # fmt: skip
@@ -423,6 +529,7 @@ def main() -> None:
         else size_sweep(s, args.holdout, args.bootstrap, args.min_cells)
         for s in args.sweeps
     ]
+    reports.append(across_datasets(reports, args.holdout, args.bootstrap))
     Path(args.out).write_text(markdown(reports, args))
     Path(args.out).with_suffix(".json").write_text(json.dumps(reports, indent=2, default=float))
     print(Path(args.out).read_text())
