@@ -317,15 +317,26 @@ def across_datasets(reports: list[dict[str, Any]], k: int, boot: int) -> dict[st
         sizes = np.sort(t["non_embedding_params"].unique())
         t["_held"] = t["non_embedding_params"] >= sizes[-k]
         parts.append(t)
+    # the data-fraction sweep's cells (ML-1M at 1/8..1 of its users, trained here with their data terms
+    # recorded) add levels at other training-data sizes: fitted, never held out
+    fractions = next((r for r in reports if r["sweep"] == DATA_SWEEP and r["status"] == "fitted"), None)
+    if fractions is not None and (t := load(DATA_SWEEP)) is not None:
+        t = t[t["status"] == "finished"].copy()
+        t["name"] = "ml1m_data: " + t["name"].astype(str)
+        t["_held"] = False
+        parts.append(t)
+        report["datasets"] = [*complete, DATA_SWEEP]
     table = pd.concat(parts, ignore_index=True)
     held = table.pop("_held")
+    levels = table.groupby(["data_train_targets_per_epoch", "data_entropy_m0"]).ngroups
+    report["levels"] = int(levels)
     report["cells"] = report["finished"] = len(table)
     report["by_dataset"] = (
         with_entropy(table)
         .groupby("name", sort=False)
         .first()
         .assign(dataset=lambda d: d.index.str.split(":").str[0])
-        .drop_duplicates("dataset")[["dataset", "data_users", "data_items", "data_train_targets_per_epoch",
+        .drop_duplicates(["dataset", "data_train_targets_per_epoch"])[["dataset", "data_users", "data_items", "data_train_targets_per_epoch",
                                      "entropy", "data_entropy_m1", "data_entropy_m1_coverage",
                                      "data_apen_m2_last50_pooled"]]
         .to_dict("records")
@@ -464,7 +475,13 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
         if r.get("by_dataset"):
             md += ["The tied law shares its depth and width terms across the datasets; each dataset's level comes "
                    "from D', ln D' = kappa ln(T / T0) - lambda (H - H0), with T the training targets per epoch and H "
-                   "the data-quality term. The data:", "",
+                   f"the data-quality term. The fitted cells span {r['levels']} data levels (distinct T, H) and the "
+                   "level terms have four parameters (b, w5, kappa, lambda): "
+                   + ("with four levels or fewer any data term that orders the levels can fit them, and only its "
+                      "sign constraint (lambda >= 0: more entropy, lower D') is tested; what the held-out cells test "
+                      "is the depth and width terms shared across datasets." if r["levels"] <= 4 else
+                      "more levels than level parameters, so the data term itself is tested.")
+                   + " The data:", "",
                    "| dataset | users | items | training targets/epoch | entropy H (m=0) | H(next given 1), coverage "
                    "| pooled ApEn m=2 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
             for d in r["by_dataset"]:

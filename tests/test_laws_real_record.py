@@ -78,3 +78,63 @@ def test_live_rows_join_the_archived_ones(tmp_path: Path, monkeypatch: pytest.Mo
     laws_real.archive("s")
     again = read_table(tmp_path / "archive" / "s.csv").set_index("cell_id")
     assert again.loc[["a", "b", "c"], "best_ndcg@10"].tolist() == [0.1, 0.25, 0.3]
+
+
+# three constructed datasets: (training targets per epoch, entropy); levels set by a known tied law
+DATASETS = {
+    "laws_real_ml100k": (40_000, 6.7),
+    "laws_real_ml1m": (270_000, 7.4),
+    "laws_real_beauty": (130_000, 8.9),
+}
+TIED = {"w1": 0.05, "w2": 0.05, "w3": -0.4, "w4": -0.3, "w5": -0.5, "b": 1.0, "kappa": 0.5, "lambda": 0.8}
+
+
+def constructed_datasets() -> dict[str, pd.DataFrame]:
+    """The real ML-1M size grid's rows, once per dataset, with NDCG@10 from the tied Performance Law
+    (T0, H0 the medians of the fitted rows: those of the middle dataset)."""
+    from fitters.performance import PerformanceLaw
+
+    grid = read_table(ROOT / "results" / "reference" / "laws_real" / "laws_real_ml1m.csv")
+    grid = grid.drop(columns=[c for c in grid.columns if c.startswith("data_entropy")])
+    law = PerformanceLaw(["depth", "width", "tokens", "entropy"], form="tied", t0=130_000, h0=7.4)
+    out = {}
+    for name, (tokens, h) in DATASETS.items():
+        t = grid.copy()
+        t["data_train_targets_per_epoch"] = tokens
+        t["data_apen_m2_last50_pooled"] = 0.3
+        X = np.column_stack([t["depth"], t["width"], np.full(len(t), tokens), np.full(len(t), h)]).astype(
+            float
+        )
+        t["best_ndcg@10"] = law.predict(X, np.array(list(TIED.values())))
+        out[name] = t
+    return out
+
+
+def test_across_datasets_the_entropy_term_predicts_each_datasets_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tied law fitted across the datasets recovers the held-out cells of every dataset; without its
+    data-quality term it cannot place the levels (tokens alone order them wrongly). Fewer than three
+    complete datasets: not fitted."""
+    tables = constructed_datasets()
+    monkeypatch.setattr(laws_real, "load", lambda name: tables.get(name))
+    h = {name: e for name, (_, e) in DATASETS.items()}
+    monkeypatch.setattr(laws_real, "data_terms", lambda name: {
+        "data_entropy": h[name], "data_entropy_m": 0, "data_entropy_m0": h[name], "data_entropy_m1": 1.0,
+        "data_entropy_m1_coverage": 0.5})  # fmt: skip
+    reports = [{"sweep": s, "status": "fitted", "cells": 16, "finished": 16,
+                "checks": [{"law": "performance", "mean_abs_rel_error": 0.05}]} for s in DATASETS]  # fmt: skip
+    rep = laws_real.across_datasets(reports, 3, 20)
+    assert rep["status"] == "fitted" and rep["datasets"] == list(DATASETS) and rep["levels"] == 3
+    entropy, apen, flat = rep["checks"]
+    assert apen["variables"][-1] == "apen"
+    assert entropy["variables"] == ["depth", "width", "tokens", "entropy"] and entropy["fitted_on"] == 39
+    assert len(entropy["held_out"]) == 9 and {c["name"].split(":")[0] for c in entropy["held_out"]} == {
+        "ml100k", "ml1m", "beauty"}  # fmt: skip
+    assert max(abs(c["rel_error"]) for c in entropy["held_out"]) < 0.02
+    assert flat["law"] == "performance (no data-quality term)" and flat["mean_abs_rel_error"] > 0.05
+    md = laws_real.markdown([rep], argparse.Namespace(holdout=3, bootstrap=20))
+    assert "| beauty | 6,040 | 3,416 | 130,000 | 8.9000 |" in md
+    assert "per-dataset Performance Law" in md
+    reports[2]["finished"] = 15
+    assert laws_real.across_datasets(reports, 3, 20)["status"].startswith("needs 3 complete size sweeps")
