@@ -243,7 +243,9 @@ def sweep(
     c = outcome.counts
     _print_results(outcome.table, spec.name)
     out.print(
-        f"{spec.name}: {c.done} finished, "
+        f"{spec.name}: {c.done} finished"
+        + (f" ({c.continued} continued from their trial under earlier settings)" if c.continued else "")
+        + ", "
         + (f"{c.stopped} stopped early on their learning curve, " if c.stopped else "")
         + f"{c.skipped} already done"
         + (f" ({c.carried} carried from another runs table)" if c.carried else "")

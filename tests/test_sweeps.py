@@ -330,3 +330,27 @@ def test_resume_from_a_bad_table_is_one_line(tmp_path: Path, table: str | None, 
     assert p.returncode == 2, p.stderr[-2000:]
     assert needle in p.stderr and str(path) in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert not (tmp_path / "carrybad" / "trials").exists()  # nothing ran
+
+
+def test_cells_whose_stopping_settings_changed_continue_from_their_old_trials(tmp_path: Path) -> None:
+    """Raising the epoch limit gives every cell a new id; a cell whose training is otherwise the same
+    continues from its old trial's checkpoint (the old directory stays), a cell that trains something
+    else starts from scratch."""
+    grid = {"model.depth": [1], "model.width": [8, 16]}
+    spec = write_spec(tmp_path, "longer", grid=grid)
+    old = cell_ids(spec)
+    p = sweep(str(spec), "--no-track")
+    assert p.returncode == 0, p.stderr[-3000:]
+    base = {**BASE, "train": {**BASE["train"], "epochs": 3}}
+    spec = write_spec(tmp_path, "longer", base=base, grid={**grid, "model.width": [8, 16, 24]})
+    new = cell_ids(spec)
+    assert not set(new) & set(old)
+    p = sweep(str(spec), "--no-track")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "3 finished (2 continued from their trial under earlier settings)" in p.stdout, p.stdout
+    trials = tmp_path / "longer" / "trials"
+    summaries = [json.loads((trials / cid / "summary.json").read_text()) for cid in new]
+    assert [s["resumed_from_epoch"] for s in summaries] == [2, 2, None]
+    assert [s["epochs_run"] for s in summaries] == [3, 3, 3]
+    for cid in old:  # the old trials are left as they were
+        assert json.loads((trials / cid / "summary.json").read_text())["epochs_run"] == 2

@@ -135,6 +135,21 @@ def test_eval_every_steps_evaluates_after_each_epoch_that_crosses_a_multiple(tmp
         small_cfg("train.eval_every=2", "train.eval_every_steps=10")
 
 
+def test_a_run_resumed_with_more_patience_waits_as_one_started_with_it(tmp_path: Path) -> None:
+    """Patience left is counted from the history on resume: a frozen model stopped by patience 2 after
+    epoch 3, resumed with patience 4, goes on to epoch 5, where a run with patience 4 from the start
+    stops; with the same patience it would stop at once."""
+    base = ("train.epochs=20", "train.lr=1e-9", "train.eval_every=1")
+    first = train_run(small_cfg(*base, "train.patience=2"), tmp_path / "run")
+    assert first["stop_reason"] == "early_stopping" and first["epochs_run"] == 3 and first["best_epoch"] == 1
+    more = train_run(small_cfg(*base, "train.patience=4"), tmp_path / "run")
+    scratch = train_run(small_cfg(*base, "train.patience=4"), tmp_path / "scratch")
+    assert more["resumed_from_epoch"] == 3
+    assert (
+        more["epochs_run"] == scratch["epochs_run"] == 5 and more["best_epoch"] == scratch["best_epoch"] == 1
+    )
+
+
 def test_token_budget_ends_the_run_once_reached_and_sets_the_schedule_length(tmp_path: Path) -> None:
     """A token budget counts training targets: the run stops after the first epoch that reaches it
     (marked `last`, stop reason token_budget), and a decaying schedule ends at the budget, not at the

@@ -49,6 +49,7 @@ class Counts:
     diverged: int = 0
     skipped: int = 0
     carried: int = 0  # of the skipped: measured elsewhere, rows carried from another runs table
+    continued: int = 0  # of those run: continued from the checkpoint of a trial whose settings changed
     stopped: int = 0  # stopped early on their learning curve (adaptive sweeps)
     best: tuple[str, float] | None = None
     started: float = field(default_factory=time.time)

@@ -17,6 +17,7 @@ from typing import Any
 from scalelab.atomic import atomic_write_json
 from scalelab.errors import UserError
 from scalelab.sweeps import results as res
+from scalelab.sweeps.continuation import continue_from_stale
 from scalelab.sweeps.execution import _ray_init, _run_tune, _trial_env, cluster_nodes
 from scalelab.sweeps.lock import ResultsLock
 from scalelab.sweeps.planning import (
@@ -156,6 +157,10 @@ def _run_sweep(
         else:
             todo.append(p)
     check_free_space(root, sum(p.disk_bytes for p in todo))
+    continued = continue_from_stale(root, cells, [p.cell for p in todo])
+    counts.continued = len(continued)
+    for cid, donor in continued.items():
+        state.setdefault(cid, {})["continued_from"] = donor
     atomic_write_json(spec.model_dump(mode="json"), root / "spec.json")
 
     loggers: dict[str, Any] = {}

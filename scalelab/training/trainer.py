@@ -146,6 +146,11 @@ class _Best:
     test: dict[str, float]
 
 
+def _evaluated(entry: dict[str, Any]) -> bool:
+    """Whether a history entry (one epoch) holds an evaluation."""
+    return any(k.startswith(("valid_", "test_")) for k in entry)
+
+
 class Trainer:
     """One run: `setup` (checkpoint check, data, task, model, optimiser, resume state), then per epoch
     `train_epoch`, `evaluate` (selection and early stopping) and `checkpoint`; `run` drives them and
@@ -236,8 +241,11 @@ class Trainer:
             self.start_epoch, self.history = state["epoch"], state["history"]
             self.best = _Best(**{k: v for k, v in state["best"].items()}) if state["best"] else None
             self.targets_seen = state["targets_seen"]
-            if cfg.train.patience is not None and state.get("patience_left") is not None:
-                self.patience_left = state["patience_left"]
+            if cfg.train.patience is not None and self.best is not None:
+                # counted from the history, not restored: a run resumed with another patience waits as
+                # a run started with it would have
+                waited = sum(1 for h in self.history if h["epoch"] > self.best.epoch and _evaluated(h))
+                self.patience_left = cfg.train.patience - waited
         self.loop = _Loop(cfg, task, model, net, self.par, opt, sched, device)
         self.record = RunRecord(
             name=cfg.name,
