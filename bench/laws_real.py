@@ -255,6 +255,12 @@ def data_sweep(boot: int) -> dict[str, Any]:
     report["table"] = done[["name", "depth", "width", "non_embedding_params", "data_fraction",
                             "data_train_targets_per_epoch", "epochs_run", "best_epoch", f"{WHICH}_hr@10",
                             f"{WHICH}_{METRIC}", "wall_time_s"]].sort_values(["non_embedding_params", "data_fraction"]).to_dict("records")  # fmt: skip
+    report["noise_by_fraction"] = [
+        {"fraction": float(f), "users": int(g["data_users"].median()), "hr": float(g[f"{WHICH}_hr@10"].median()),
+         "se_hr": float(np.sqrt(g[f"{WHICH}_hr@10"].median() * (1 - g[f"{WHICH}_hr@10"].median())
+                                / g["data_users"].median()))}
+        for f, g in done.groupby("data_fraction")
+    ]  # fmt: skip
     held = done["data_fraction"] >= done["data_fraction"].max()
     # data enters as the size of the training data (targets per epoch), a design variable; the targets a
     # run trained on (train_tokens) are set by early stopping, unknown before the run
@@ -468,6 +474,12 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 md += [f"Measurement noise: {n['users']:,} test users, so HR@10 near {n['hr']:.3f} has a binomial "
                        f"standard error of {n['se_hr']:.4f}; differences between cells smaller than about twice that "
                        "are not resolved by one seed.", ""]  # fmt: skip
+            if r.get("noise_by_fraction"):
+                md += ["Measurement noise: the test users are the fraction's users, so HR@10 has a binomial standard "
+                       "error of " + ", ".join(f"{n['se_hr']:.4f} at {n['fraction']:.3g} ({n['users']:,} users, HR@10 "
+                       f"near {n['hr']:.3f})" for n in r["noise_by_fraction"]) + "; the validation metric that picks "
+                       "each cell's epoch is as noisy, so on small fractions the selected epoch is partly a noise peak.",
+                       ""]  # fmt: skip
             if r.get("unconverged"):
                 md += [f"Not converged (best epoch = last): {', '.join(r['unconverged'])}", ""]
             if r.get("extrapolated"):
