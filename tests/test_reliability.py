@@ -197,6 +197,7 @@ def test_full_disk_is_refused_before_launch(tmp_path: Path, monkeypatch: pytest.
     runner.check_free_space(tmp_path, need=50 << 20)
 
 
+@pytest.mark.slow  # ~23 s; opt-in (make test-all) to keep the default run under 10 minutes
 def test_disk_full_mid_run_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     """Writing epoch 2's checkpoint fails with ENOSPC: a one-line error, epoch 1's checkpoint intact,
     and the run resumes from it to the same result as an undisturbed run."""

@@ -17,6 +17,7 @@ from sweep_helpers import cell_ids, sweep, write_spec
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
 
+@pytest.mark.slow  # ~35 s; opt-in (make test-all) to keep the default run under 10 minutes
 def test_piped_sweep_prints_one_line_per_trial_event_and_the_full_results_table(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "piped")
     p = sweep(str(spec))

@@ -92,6 +92,7 @@ def test_retried_cells_end_exactly_where_a_clean_run_ends(tmp_path: Path) -> Non
         ]
 
 
+@pytest.mark.slow  # ~56 s; opt-in (make test-all): trial kills and crashes stay in the default run
 def test_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path, "interrupt", max_concurrent=1, base={**BASE, "train": {**BASE["train"], "epochs": 3}}
@@ -246,6 +247,7 @@ def test_cell_ids_of_shipped_specs_do_not_drift() -> None:
         assert {c.cell_id for c in cells} == ids, f"cell ids of sweeps/{name} changed"
 
 
+@pytest.mark.slow  # ~37 s; opt-in (make test-all) to keep the default run under 10 minutes
 def test_sweep_resumes_from_a_runs_table_kept_elsewhere(tmp_path: Path) -> None:
     """`--resume-from TABLE`: the cells TABLE lists as finished with this sweep's settings are not run
     again and their rows (verbatim) join the runs table; a failed row, or one of another sweep, is not

@@ -63,6 +63,7 @@ def test_resume_continues_to_the_same_result(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # ~30 s; opt-in (make test-all): resume is also checked in process here and under kills in test_sweeps.py
 def test_killed_process_resumes_to_the_same_metrics(tmp_path: Path) -> None:
     args = [
         "--set", "data.synthetic.num_users=1200", "--set", "data.synthetic.num_items=200",
