@@ -135,7 +135,8 @@ reproduce-ml1m-meta: $(STAMP)
 # Amazon Beauty and Video Games (hours each on 2 cores; re-running resumes), then the record.
 # The runs tables are kept in results/reference/laws_real/ (bench/laws_real.py writes them): a sweep
 # resumes from its kept table (--resume-from), so cells finished on another machine are not run again.
-# (laws_real_ml100k and laws_real_ml1m are complete; add them to rerun them.)
+# (laws_real_ml100k and laws_real_ml1m are complete, and add them to rerun them; laws_real_beauty and
+# laws_real_ml1m_data are complete too and are carried from their kept tables.)
 LAWS_REAL ?= laws_real_beauty laws_real_ml1m_data laws_real_games
 LAWS_REAL_KEPT := results/reference/laws_real
 laws-real: $(STAMP)
