@@ -197,6 +197,12 @@ def check(
     return out
 
 
+def noise(cells: pd.DataFrame) -> dict[str, Any]:
+    """The binomial standard error of HR@10 over the cells' test users (their median count and HR@10)."""
+    users, hr = float(cells["data_users"].median()), float(cells[f"{WHICH}_hr@10"].median())
+    return {"users": int(users), "hr": hr, "se_hr": float(np.sqrt(hr * (1 - hr) / users))}
+
+
 def size_sweep(name: str, k: int, boot: int, min_cells: int = 12) -> dict[str, Any]:
     t = load(name)
     if t is None:
@@ -211,8 +217,7 @@ def size_sweep(name: str, k: int, boot: int, min_cells: int = 12) -> dict[str, A
     report["table"] = done[["name", "depth", "width", "non_embedding_params", "epochs_run", "best_epoch",
                             f"{WHICH}_hr@10", f"{WHICH}_{METRIC}", "wall_time_s"]].sort_values("non_embedding_params").to_dict("records")  # fmt: skip
     if "data_users" in done and len(done):
-        users, hr = float(done["data_users"].median()), float(done[f"{WHICH}_hr@10"].median())
-        report["noise"] = {"users": int(users), "hr": hr, "se_hr": float(np.sqrt(hr * (1 - hr) / users))}
+        report["noise"] = noise(done)
     if len(done) < min_cells:
         report["status"] = f"only {len(done)} of {len(t)} cells finished: not fitted yet"
         return report
@@ -256,11 +261,8 @@ def data_sweep(boot: int) -> dict[str, Any]:
                             "data_train_targets_per_epoch", "epochs_run", "best_epoch", f"{WHICH}_hr@10",
                             f"{WHICH}_{METRIC}", "wall_time_s"]].sort_values(["non_embedding_params", "data_fraction"]).to_dict("records")  # fmt: skip
     report["noise_by_fraction"] = [
-        {"fraction": float(f), "users": int(g["data_users"].median()), "hr": float(g[f"{WHICH}_hr@10"].median()),
-         "se_hr": float(np.sqrt(g[f"{WHICH}_hr@10"].median() * (1 - g[f"{WHICH}_hr@10"].median())
-                                / g["data_users"].median()))}
-        for f, g in done.groupby("data_fraction")
-    ]  # fmt: skip
+        {"fraction": float(f), **noise(g)} for f, g in done.groupby("data_fraction")
+    ]
     held = done["data_fraction"] >= done["data_fraction"].max()
     # data enters as the size of the training data (targets per epoch), a design variable; the targets a
     # run trained on (train_tokens) are set by early stopping, unknown before the run

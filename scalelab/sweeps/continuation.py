@@ -11,7 +11,6 @@ of the sweep's cells and has the cell's fingerprint; the old directory stays as 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -21,23 +20,17 @@ from scalelab.sweeps.spec import Cell
 FILES = ("checkpoint.pt", "checkpoint.json", "best.pt")
 
 
-def _fingerprint(trial: Path) -> str | None:
-    try:
-        return str(json.loads((trial / "checkpoint.json").read_text())["fingerprint"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def continue_from_stale(root: Path, cells: list[Cell], todo: list[Cell]) -> dict[str, str]:
     """Seed each cell of `todo` without a checkpoint from a stale trial of `root` with its fingerprint;
     returns {cell id: the trial id it continues}."""
-    from scalelab.training.checkpoint import fingerprint
+    from scalelab.training.checkpoint import fingerprint, stored_fingerprint
 
     trials = root / "trials"
     current = {c.cell_id for c in cells}
     stale: dict[str, list[Path]] = {}
     for d in trials.iterdir() if trials.is_dir() else ():
-        if d.name not in current and (d / "checkpoint.pt").is_file() and (fp := _fingerprint(d)) is not None:
+        ckpt = d / "checkpoint.pt"
+        if d.name not in current and ckpt.is_file() and (fp := stored_fingerprint(ckpt)) is not None:
             stale.setdefault(fp, []).append(d)
     out: dict[str, str] = {}
     for cell in todo:

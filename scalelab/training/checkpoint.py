@@ -113,6 +113,15 @@ def save(state: dict[str, Any], path: Path, fp: str) -> None:
     atomic_save(state, path)
 
 
+def stored_fingerprint(path: Path) -> str | None:
+    """The fingerprint recorded beside the checkpoint at `path`; None when there is none or it is
+    unreadable."""
+    try:
+        return str(json.loads(meta_path(path).read_text())["fingerprint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load(path: Path, device: torch.device, fp: str) -> dict[str, Any]:
     """The checkpoint at `path` if it belongs to the config with fingerprint `fp`.
 
@@ -122,13 +131,9 @@ def load(path: Path, device: torch.device, fp: str) -> dict[str, Any]:
 
     meta = meta_path(path)
     if meta.exists():
-        try:
-            info = json.loads(meta.read_text())
-            stored = str(info["fingerprint"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise UserError(
-                f"{meta}: unreadable checkpoint description; delete the run directory to restart"
-            ) from None
+        stored = stored_fingerprint(path)
+        if stored is None:
+            raise UserError(f"{meta}: unreadable checkpoint description; delete the run directory to restart")
         if stored != fp:
             raise CheckpointMismatch(
                 f"{path}: checkpoint of a different configuration (fingerprint {stored}, this config {fp}); "

@@ -339,7 +339,6 @@ class Trainer:
                 "history": self.history,
                 "best": asdict(self.best) if self.best else None,
                 "targets_seen": self.targets_seen,
-                "patience_left": self.patience_left,
                 "rng": {"torch": torch.get_rng_state()},
             },
             self.ckpt_path,
