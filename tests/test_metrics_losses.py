@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from scalelab.training.losses import bce_one_negative, full_softmax, sampled_softmax
-from scalelab.training.metrics import metrics_from_ranks, ranks_from_scores
+from scalelab.training.metrics import (
+    distinct_items,
+    metrics_from_ranks,
+    ranks_from_scores,
+    ranks_without_history,
+)
 
 
 def test_ranks_hand_computed_with_ties_and_exclusions() -> None:
@@ -23,6 +28,27 @@ def test_ranks_hand_computed_with_ties_and_exclusions() -> None:
     exclude = torch.tensor([[0, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1], [0, 1, 0, 0]], dtype=torch.bool)
     ranks = ranks_from_scores(scores, targets, exclude)
     assert ranks.tolist() == [2, 4, 1, math.inf]
+
+
+def test_ranks_without_history_equal_the_masked_ranks() -> None:
+    """Excluding the history by counting (no mask) gives the masked ranks exactly: repeated history
+    items, padding, targets inside the history and heavy ties (scores on a coarse grid)."""
+    g = torch.Generator().manual_seed(0)
+    b, m, t = 200, 30, 12
+    scores = torch.randint(0, 5, (b, m), generator=g).float()  # many ties
+    items = torch.randint(0, m + 1, (b, t), generator=g)  # 0 pads; repeats are common
+    items[:, :3] = 0
+    targets = torch.randint(0, m, (b,), generator=g)
+    seen = torch.zeros(b, m + 1, dtype=torch.bool)
+    seen.scatter_(1, items, True)
+    expect = ranks_from_scores(scores, targets, seen[:, 1:])
+    history = distinct_items(items)
+    for row, hist in zip(items.tolist(), history.tolist(), strict=True):  # distinct ids first, then 0
+        n = len(set(row) - {0})
+        assert set(hist[:n]) == set(row) - {0} and not any(hist[n:])
+    got = ranks_without_history(scores, targets, history)
+    assert torch.isinf(expect).any() and (~torch.isinf(expect)).any()
+    assert torch.equal(got, expect)
 
 
 def test_metrics_hand_computed_including_k_beyond_catalogue() -> None:

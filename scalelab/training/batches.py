@@ -9,12 +9,14 @@ Everything is right-padded with 0; each batch is trimmed to its longest row.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from scalelab.data.split import Split
+from scalelab.training import metrics
 
 
 def pad_windows(
@@ -69,6 +71,12 @@ class EvalSet:
     def batch(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         n = max(1, int(self.lengths[rows].max()))
         return self.items[rows, :n], self.timestamps[rows, :n], self.query_time[rows], self.targets[rows]
+
+    @functools.cached_property
+    def distinct_items(self) -> torch.Tensor:
+        """(U, max_seq_len) each user's distinct input items first, then 0: the history filter's
+        input (`metrics.ranks_without_history`); row r[:n] holds them all when n >= lengths[r]."""
+        return metrics.distinct_items(self.items)
 
     def by_length(self, batch_size: int) -> list[torch.Tensor]:
         """Row batches of similar length (attention costs n^2: short users are not padded to 200)."""

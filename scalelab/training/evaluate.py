@@ -15,7 +15,7 @@ from scalelab.config import EvalConfig
 from scalelab.models.base import RetrievalModel
 from scalelab.training.batches import EvalSet
 from scalelab.training.device import autocast
-from scalelab.training.metrics import metrics_from_ranks, ranks_from_scores
+from scalelab.training.metrics import metrics_from_ranks, ranks_without_history
 
 
 @torch.inference_mode()
@@ -46,8 +46,14 @@ def evaluate(
         items, ts, qt, targets = (t.to(device) for t in data.batch(rows))
         with autocast(device, precision):
             users = model.last_state(items, ts, qt)
-        if cfg.mode == "full" and num_items > cfg.item_chunk:
-            ranks.append(_chunked_ranks(users.float(), table, items, targets, cfg))
+        if cfg.mode == "full":
+            # the history filter removes each user's distinct input items (none when it is off)
+            history = data.distinct_items[rows, : items.shape[1]] if cfg.filter_history else items[:, :0]
+            history = history.to(device)
+            if num_items > cfg.item_chunk:
+                ranks.append(_chunked_ranks(users.float(), table, history, targets, cfg.item_chunk))
+            else:
+                ranks.append(ranks_without_history(users.float() @ table.T, targets - 1, history))
             continue
         scores = users.float() @ table.T  # (B, I)
         exclude = None
@@ -55,10 +61,7 @@ def evaluate(
             seen = torch.zeros(items.shape[0], num_items + 1, dtype=torch.bool, device=device)
             seen.scatter_(1, items, True)
             exclude = seen[:, 1:]
-        if cfg.mode == "full":
-            ranks.append(ranks_from_scores(scores, targets - 1, exclude))
-        else:
-            ranks.append(_sampled_ranks(scores, targets - 1, exclude, cfg.num_candidates, gen))
+        ranks.append(_sampled_ranks(scores, targets - 1, exclude, cfg.num_candidates, gen))
     model.train(was_training)
     local = torch.cat(ranks).cpu() if ranks else torch.empty(0, dtype=torch.float64)
     if shard is not None:
@@ -72,12 +75,13 @@ def evaluate(
 
 
 def _chunked_ranks(
-    users: torch.Tensor, table: torch.Tensor, items: torch.Tensor, targets: torch.Tensor, cfg: EvalConfig
+    users: torch.Tensor, table: torch.Tensor, history: torch.Tensor, targets: torch.Tensor, chunk: int
 ) -> torch.Tensor:
-    """`ranks_from_scores` over a catalogue too large for one (B, I) score matrix: the items are
-    scored in chunks of `cfg.item_chunk`, twice (the target's own score first, then the count of
-    items at least as high), so every score comes from the same matmul as in the one-shot path."""
-    b, chunk = users.shape[0], cfg.item_chunk
+    """`ranks_without_history` over a catalogue too large for one (B, I) score matrix: the items are
+    scored in chunks of `chunk`, twice (the target's own score first, then the count of items at
+    least as high, less the history's), so every score comes from the same matmul as in the
+    one-shot path."""
+    b = users.shape[0]
     rows = torch.arange(b, device=users.device)
     col = targets - 1
     target_score = torch.empty(b, device=users.device)
@@ -87,20 +91,16 @@ def _chunked_ranks(
             s = users @ table[lo : lo + chunk].T
             target_score[inside] = s[rows[inside], col[inside] - lo]
     ahead = torch.zeros(b, dtype=torch.long, device=users.device)
+    local = history - 1  # catalogue columns of the history (-1: none)
     for lo in range(0, table.shape[0], chunk):
         s = users @ table[lo : lo + chunk].T  # (B, C)
-        if cfg.filter_history:
-            local = items - 1 - lo
-            ok = (items > 0) & (local >= 0) & (local < s.shape[1])
-            seen = torch.zeros_like(s, dtype=torch.bool)
-            seen[rows[:, None].expand_as(items)[ok], local[ok]] = True
-            s = s.masked_fill(seen, float("-inf"))
         ahead += (s >= target_score[:, None]).sum(1)
+        here = (history > 0) & (local >= lo) & (local < lo + s.shape[1])
+        above = s.gather(1, (local - lo).clamp(0, s.shape[1] - 1)) >= target_score[:, None]
+        ahead -= (above & here).sum(1)  # less the history items of this chunk at least as high
     ranks = ahead.double()  # the target counts itself once: rank = 1 + others at least as high
-    if cfg.filter_history:
-        in_history = (items == targets[:, None]).any(1)
-        ranks = torch.where(in_history, torch.full_like(ranks, float("inf")), ranks)
-    return ranks
+    in_history = (history == targets[:, None]).any(1)
+    return torch.where(in_history, torch.full_like(ranks, float("inf")), ranks)
 
 
 def _sampled_ranks(

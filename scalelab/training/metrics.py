@@ -28,6 +28,31 @@ def ranks_from_scores(
     return ranks
 
 
+def distinct_items(items: torch.Tensor) -> torch.Tensor:
+    """Each row's distinct item ids (B, T; 0 pads) first, then zeros: the history filter's input,
+    built once per evaluation set (a row sort costs more than the ranking it saves)."""
+    ids = items.sort(1, descending=True).values
+    repeat = torch.zeros_like(ids, dtype=torch.bool)
+    repeat[:, 1:] = ids[:, 1:] == ids[:, :-1]
+    return ids.masked_fill(repeat, 0).sort(1, descending=True).values
+
+
+def ranks_without_history(scores: torch.Tensor, targets: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+    """`ranks_from_scores` with each row's history excluded, without a (B, M) mask: the items scoring
+    at least as high as the target, less those of the history (their scores gathered from the same
+    matrix, so the ranks are identical). `history` holds distinct item ids (B, H; id i is column
+    i - 1; 0 = none), as `distinct_items` gives. A target in its history gets rank inf."""
+    scores = scores.float()
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    target_score = scores[rows, targets][:, None]
+    ahead = (scores >= target_score).sum(1)  # the target counts itself: rank = this count
+    above = scores.gather(1, (history - 1).clamp(min=0)) >= target_score
+    ahead -= (above & (history > 0)).sum(1)
+    ranks = ahead.double()
+    in_history = (history == (targets + 1)[:, None]).any(1)
+    return torch.where(in_history, torch.full_like(ranks, math.inf), ranks)
+
+
 def metrics_from_ranks(ranks: torch.Tensor, ks: list[int]) -> dict[str, float]:
     """Mean HR@K, NDCG@K for every K, and MRR, over users."""
     ranks = ranks.double()
