@@ -31,6 +31,7 @@ class PlannedCell:
     flops_per_epoch: float
     memory_mb: float  # rough: parameters, Adam state, activations of one batch
     total_params: int = 0
+    targets_per_epoch: int = 0  # supervised positions of one epoch
 
     @property
     def disk_bytes(self) -> int:
@@ -116,6 +117,7 @@ def plan(spec: SweepSpec, cells: list[Cell]) -> list[PlannedCell]:
                 size.flops_per_epoch(targets),
                 memory,
                 size.total_params,
+                targets,
             )
         )
     return planned

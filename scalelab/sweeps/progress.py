@@ -33,6 +33,9 @@ class TrialView:
     started: float | None = None
     ended: float | None = None
     reason: str = ""
+    flops_per_epoch: float = 0.0  # planned training FLOPs and targets of one epoch: what the ETA
+    targets_per_epoch: float = 0.0  # weighs cells by
+    first_epoch: int | None = None  # the first epoch this invocation trained (a resumed cell's is > 1)
 
     def elapsed(self) -> float:
         if self.started is None:
@@ -86,11 +89,64 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+ETA_COST_EXPONENT = 0.5  # seconds ~ FLOPs^0.5 per target: the laws-real sweeps on 2 CPU cores
+ETA_PRIOR_WEIGHT = 2.0  # how many squared log-units of cost spread the fitted exponent must outweigh
+
+
+def eta_seconds(c: Counts, now: float) -> float | None:
+    """Seconds until the trials of this invocation end, from those that finished.
+
+    Cells of a sweep differ in cost by orders of magnitude, and a resumed cell trains only its
+    remaining epochs, so the estimate is per training target: one takes k x cost^g seconds (cost:
+    the cell's training FLOPs per target). g is the log-log least-squares slope over the finished
+    cells, shrunk toward 0.5 (small models are overhead-bound: time grows far slower than FLOPs) and
+    kept in [0, 1]; with one finished cell it is 0.5. A cell is expected to train on as many targets
+    as the finished ones did on average (early stopping ends most runs before their maximum epochs,
+    and a smaller data fraction runs more epochs of fewer targets), at most its maximum; a running
+    cell counts for the targets it has left. The remaining work is shared among the trials running
+    now. None before a cell finished. Replayed on the kept laws-real sweeps: `bench/bench_eta.py`."""
+    done = [
+        v for v in c.trials.values()
+        if v.state == "finished" and v.started and v.ended and v.first_epoch is not None
+    ]  # fmt: skip
+    left = [v for v in c.trials.values() if v.state in ("pending", "running")]
+    if (
+        not done
+        or not left
+        or any(v.flops_per_epoch <= 0 or v.targets_per_epoch <= 0 for v in c.trials.values())
+    ):
+        return None
+    per_target = [
+        max(v.elapsed(), 1e-3) / ((v.epoch - (v.first_epoch or 1) + 1) * v.targets_per_epoch) for v in done
+    ]
+    g, k = cost_exponent([v.flops_per_epoch / v.targets_per_epoch for v in done], per_target)
+    targets = float(np.mean([v.epoch * v.targets_per_epoch for v in done]))
+    work = 0.0
+    for v in left:
+        todo = min(targets, v.epochs * v.targets_per_epoch) - v.epoch * v.targets_per_epoch
+        work += k * (v.flops_per_epoch / v.targets_per_epoch) ** g * max(todo, 0.0)
+    return work / max(1, sum(v.state == "running" for v in left))
+
+
+def cost_exponent(costs: list[float], seconds: list[float]) -> tuple[float, float]:
+    """(g, k) of seconds = k x cost^g: the log-log slope shrunk toward ETA_COST_EXPONENT, in [0, 1]."""
+    x, y = np.log(costs), np.log(seconds)
+    dx = x - x.mean()
+    g = (float(dx @ (y - y.mean())) + ETA_PRIOR_WEIGHT * ETA_COST_EXPONENT) / (
+        float(dx @ dx) + ETA_PRIOR_WEIGHT
+    )
+    g = float(np.clip(g, 0.0, 1.0))
+    return g, float(np.exp(np.mean(y - g * x)))
+
+
 def header(c: Counts, start: float) -> str:
     elapsed = time.time() - start
+    eta_s = eta_seconds(c, time.time())
     ended = c.done + c.diverged + c.failed
     eta = ""
-    if ended and c.pending + c.running:
+    if eta_s is not None:
+        eta = f"  ETA {_clock(eta_s)}"
+    elif ended and c.pending + c.running:
         eta = f"  ETA {_clock(elapsed / ended * (c.pending + c.running))}"
     best = f"  best {c.split} {c.metric} {c.best[1]:.4f} ({c.best[0]})" if c.best else ""
     return (
@@ -145,9 +201,11 @@ class EventLines:
             return f"{stamp} started  {v.name} ({cid})"
         metric = f", {c.split} {c.metric} {v.metric:.4f}" if v.metric is not None else ""
         tail = f": {v.reason}" if v.reason and v.state != "finished" else ""
+        eta = eta_seconds(c, time.time())
+        left = f"; ETA {_clock(eta)} for the {c.pending + c.running} left" if eta is not None else ""
         return (
             f"{stamp} {v.state:8s} {v.name} ({cid}) after {v.epoch} epoch(s), {_clock(v.elapsed())}"
-            f"{metric}{tail}"
+            f"{metric}{tail}{left}"
         )
 
 

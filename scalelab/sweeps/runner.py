@@ -182,7 +182,13 @@ def _run_sweep(
 
     counts.metric = cells[0].config.monitor()
     for p in todo:
-        counts.trials[p.cell.cell_id] = TrialView(p.cell.config.name, p.cell.config.train.epochs)
+        cfg = p.cell.config
+        counts.trials[p.cell.cell_id] = TrialView(
+            cfg.name,
+            cfg.train.epochs,
+            flops_per_epoch=p.flops_per_epoch,
+            targets_per_epoch=p.targets_per_epoch,
+        )
     cb = _DriverCallback(root, by_id, state, counts, loggers, cells[0].config.monitor())
     design = _adaptive_run(spec, planned, root, cells[0].config.monitor(), parent) if spec.adaptive else None
     if design is not None:

@@ -75,6 +75,8 @@ class _DriverCallback:
             value = result.get(f"valid_{self.monitor}", result.get(f"test_{self.monitor}"))
             v = self.view(cid)
             v.epoch = int(result["epoch"])
+            if v.first_epoch is None:  # a resumed cell's first report is its checkpoint's next epoch
+                v.first_epoch = v.epoch
             v.loss = result.get("loss")
             if value is not None:
                 v.metric = float(value)
