@@ -15,7 +15,7 @@ from scalelab.config import EvalConfig
 from scalelab.models.base import RetrievalModel
 from scalelab.training.batches import EvalSet
 from scalelab.training.device import autocast
-from scalelab.training.metrics import metrics_from_ranks, ranks_without_history
+from scalelab.training.metrics import at_least_outside_history, metrics_from_ranks, ranks_without_history
 
 
 @torch.inference_mode()
@@ -91,13 +91,9 @@ def _chunked_ranks(
             s = users @ table[lo : lo + chunk].T
             target_score[inside] = s[rows[inside], col[inside] - lo]
     ahead = torch.zeros(b, dtype=torch.long, device=users.device)
-    local = history - 1  # catalogue columns of the history (-1: none)
     for lo in range(0, table.shape[0], chunk):
         s = users @ table[lo : lo + chunk].T  # (B, C)
-        ahead += (s >= target_score[:, None]).sum(1)
-        here = (history > 0) & (local >= lo) & (local < lo + s.shape[1])
-        above = s.gather(1, (local - lo).clamp(0, s.shape[1] - 1)) >= target_score[:, None]
-        ahead -= (above & here).sum(1)  # less the history items of this chunk at least as high
+        ahead += at_least_outside_history(s, target_score[:, None], history, offset=lo)
     ranks = ahead.double()  # the target counts itself once: rank = 1 + others at least as high
     in_history = (history == targets[:, None]).any(1)
     return torch.where(in_history, torch.full_like(ranks, float("inf")), ranks)

@@ -38,19 +38,27 @@ def distinct_items(items: torch.Tensor) -> torch.Tensor:
 
 
 def ranks_without_history(scores: torch.Tensor, targets: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-    """`ranks_from_scores` with each row's history excluded, without a (B, M) mask: the items scoring
-    at least as high as the target, less those of the history (their scores gathered from the same
-    matrix, so the ranks are identical). `history` holds distinct item ids (B, H; id i is column
-    i - 1; 0 = none), as `distinct_items` gives. A target in its history gets rank inf."""
+    """`ranks_from_scores` with each row's history excluded, without a (B, M) mask. `history` holds
+    distinct item ids (B, H; id i is column i - 1; 0 = none), as `distinct_items` gives. A target in
+    its history gets rank inf."""
     scores = scores.float()
     rows = torch.arange(scores.shape[0], device=scores.device)
-    target_score = scores[rows, targets][:, None]
-    ahead = (scores >= target_score).sum(1)  # the target counts itself: rank = this count
-    above = scores.gather(1, (history - 1).clamp(min=0)) >= target_score
-    ahead -= (above & (history > 0)).sum(1)
-    ranks = ahead.double()
+    ranks = at_least_outside_history(scores, scores[rows, targets][:, None], history).double()
     in_history = (history == (targets + 1)[:, None]).any(1)
     return torch.where(in_history, torch.full_like(ranks, math.inf), ranks)
+
+
+def at_least_outside_history(
+    scores: torch.Tensor, threshold: torch.Tensor, history: torch.Tensor, offset: int = 0
+) -> torch.Tensor:
+    """Per row, the columns of `scores` (B, C; column j is item offset + j + 1) scoring at least
+    `threshold` (B, 1), less the row's distinct `history` items among them: all items counted, then
+    the history's scores gathered from the same matrix and subtracted, so the count equals masking
+    the history out first."""
+    col = history - 1 - offset
+    here = (history > 0) & (col >= 0) & (col < scores.shape[1])
+    above = scores.gather(1, col.clamp(0, scores.shape[1] - 1)) >= threshold
+    return (scores >= threshold).sum(1) - (above & here).sum(1)
 
 
 def metrics_from_ranks(ranks: torch.Tensor, ks: list[int]) -> dict[str, float]:
