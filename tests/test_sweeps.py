@@ -17,7 +17,7 @@ from sweep_helpers import BASE, cell_ids, free_port, mlflow_runs, start_sweep, s
 
 from scalelab.errors import ConfigError
 from scalelab.run_record import RunRecord
-from scalelab.sweeps.results import record_from_row
+from scalelab.sweeps.results import CELL_COLUMNS, record_from_row
 from scalelab.sweeps.spec import load_sweep
 
 
@@ -308,6 +308,10 @@ def test_sweep_resumes_from_a_runs_table_kept_elsewhere(tmp_path: Path) -> None:
     assert record_from_row(row).tracking_metrics() == pytest.approx(
         RunRecord.from_json(summary).tracking_metrics(), rel=1e-12
     )
+    # every column is the cell's, its config's or the run's own (no cell column read back as a size)
+    run_columns = set(RunRecord.from_json(summary).table_fields())
+    assert set(row.index) == set(CELL_COLUMNS) | run_columns | {c for c in row.index if c.startswith("cfg.")}
+    assert set(record_from_row(row).table_fields()) <= run_columns
     p = sweep(str(spec))  # without the option: the carried cells stay done
     assert p.returncode == 0, p.stderr[-3000:]
     assert "0 finished, 3 already done (2 carried" in p.stdout, p.stdout
@@ -354,5 +358,7 @@ def test_cells_whose_stopping_settings_changed_continue_from_their_old_trials(tm
     summaries = [json.loads((trials / cid / "summary.json").read_text()) for cid in new]
     assert [s["resumed_from_epoch"] for s in summaries] == [2, 2, None]
     assert [s["epochs_run"] for s in summaries] == [3, 3, 3]
+    table = pd.read_csv(tmp_path / "longer" / "runs.csv").set_index("cell_id")
+    assert list(table.loc[new, "continued_from"].fillna("")) == [*old, ""]  # the old trial each went on from
     for cid in old:  # the old trials are left as they were
         assert json.loads((trials / cid / "summary.json").read_text())["epochs_run"] == 2

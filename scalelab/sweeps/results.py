@@ -103,7 +103,7 @@ def read_carried(root: Path) -> pd.DataFrame | None:
 # and its configuration (cfg.*)
 CELL_COLUMNS = (
     "cell_id", "name", "status", "failure_reason", "family", "depth", "width", "heads", "head_dim",
-    "data_fraction", "history_fraction", "seed", "axes", "wall_time_s",
+    "data_fraction", "history_fraction", "seed", "axes", "wall_time_s", "continued_from",
 )  # fmt: skip
 
 
@@ -141,6 +141,8 @@ def build_table(root: Path, cells: list[Cell], state: dict[str, dict[str, Any]])
             "epochs_run": None,
             "best_epoch": None,
             "wall_time_s": st.get("wall_time_s"),
+            # the stale trial (run under earlier stopping settings) whose checkpoint this cell went on from
+            "continued_from": st.get("continued_from"),
         }
         row.update(rec.table_fields())
         row.update(flat("cfg.", cfg.model_dump(mode="json", exclude={"tracking", "name", "output_dir"})))
