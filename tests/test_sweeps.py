@@ -112,6 +112,15 @@ def test_interrupted_sweep_finishes_on_rerun_without_duplicates(tmp_path: Path) 
     assert f"interrupted: {len(left)} of 4 cells not run to the end" in stderr, stderr[-2000:]
     assert all(c in stderr for c in left), stderr[-2000:]
     assert "Traceback" not in stderr
+    # the runs table tells a cell that never trained (pending) from one with training to resume
+    status = pd.read_csv(tmp_path / "interrupt" / "runs.csv").set_index("cell_id")["status"]
+    for c in left:
+        if (trials / c / "checkpoint.pt").exists():
+            assert status[c] == "interrupted", c
+        elif not (trials / c).exists():
+            assert status[c] == "pending", c
+    if done_before == 2:  # one trial at a time: the fourth cell was never reached
+        assert (status[left] == "pending").sum() >= 1, status
     p = sweep(str(spec))
     assert p.returncode == 0, p.stderr
     assert "already done" in p.stdout

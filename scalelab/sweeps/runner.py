@@ -156,6 +156,9 @@ def _run_sweep(
             state.setdefault(p.cell.cell_id, {})["status"] = "carried"
         else:
             todo.append(p)
+            rec = state.setdefault(p.cell.cell_id, {})
+            if rec.get("status") in ("interrupted", "running"):  # queued again, until its trial starts
+                rec["status"] = "pending"
     check_free_space(root, sum(p.disk_bytes for p in todo))
     continued = continue_from_stale(root, cells, [p.cell for p in todo])
     counts.continued = len(continued)
@@ -203,7 +206,12 @@ def _run_sweep(
             rec = state.setdefault(p.cell.cell_id, {})
             if rec.get("status", "pending") in ("pending", "running"):
                 unneeded = design is not None and design.finished and p.cell.cell_id not in design.started
-                rec["status"] = "unneeded" if unneeded else "interrupted"
+                # a cell that never trained stays pending; one with training to resume is interrupted
+                begun = (
+                    rec.get("status") == "running"
+                    or (root / "trials" / p.cell.cell_id / "checkpoint.pt").exists()
+                )
+                rec["status"] = "unneeded" if unneeded else "interrupted" if begun else "pending"
                 lg = loggers.get(p.cell.cell_id)
                 if unneeded and lg is not None:
                     lg.set_tags(
