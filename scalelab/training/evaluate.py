@@ -15,7 +15,12 @@ from scalelab.config import EvalConfig
 from scalelab.models.base import RetrievalModel
 from scalelab.training.batches import EvalSet
 from scalelab.training.device import autocast
-from scalelab.training.metrics import at_least_outside_history, metrics_from_ranks, ranks_without_history
+from scalelab.training.metrics import (
+    at_least_outside_history,
+    metrics_from_ranks,
+    miss_if_in_history,
+    ranks_without_history,
+)
 
 
 @torch.inference_mode()
@@ -94,9 +99,8 @@ def _chunked_ranks(
     for lo in range(0, table.shape[0], chunk):
         s = users @ table[lo : lo + chunk].T  # (B, C)
         ahead += at_least_outside_history(s, target_score[:, None], history, offset=lo)
-    ranks = ahead.double()  # the target counts itself once: rank = 1 + others at least as high
-    in_history = (history == targets[:, None]).any(1)
-    return torch.where(in_history, torch.full_like(ranks, float("inf")), ranks)
+    # the target counts itself once: rank = 1 + others at least as high
+    return miss_if_in_history(ahead.double(), history, targets)
 
 
 def _sampled_ranks(

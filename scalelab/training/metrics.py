@@ -44,7 +44,12 @@ def ranks_without_history(scores: torch.Tensor, targets: torch.Tensor, history: 
     scores = scores.float()
     rows = torch.arange(scores.shape[0], device=scores.device)
     ranks = at_least_outside_history(scores, scores[rows, targets][:, None], history).double()
-    in_history = (history == (targets + 1)[:, None]).any(1)
+    return miss_if_in_history(ranks, history, targets + 1)
+
+
+def miss_if_in_history(ranks: torch.Tensor, history: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
+    """`ranks` with rank inf (a miss) where the target item id is among the row's history ids."""
+    in_history = (history == target_ids[:, None]).any(1)
     return torch.where(in_history, torch.full_like(ranks, math.inf), ranks)
 
 
