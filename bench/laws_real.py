@@ -429,6 +429,35 @@ def fmt_extrapolated(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def summary(reports: list[dict[str, Any]]) -> list[str]:
+    """One row per fitted check: the numbers a reader wants first, each repeated from its section below."""
+    rows = [
+        f"| {r['sweep'].removeprefix('laws_real_')} | {c['law']} on {', '.join(c['variables'])} | {c['fitted_on']} | "
+        f"{len(c['held_out'])} | **{c['mean_abs_rel_error']:.1%}** | "
+        f"{sum(x['inside'] for x in c['held_out'])} of {len(c['held_out'])} | "
+        + ("-" if "measured_best_inside" not in c else "yes" if c["measured_best_inside"] else "no")
+        + " |"
+        for r in reports
+        for c in r.get("checks", [])
+    ]
+    if not rows:
+        return []
+    waiting = [r["sweep"] for r in reports if r["status"] != "fitted"]
+    return [
+        "## Summary",
+        "",
+        "Each law fitted on all but the largest cells of a sweep, then asked for the held-out ones (details, "
+        "intervals and fit warnings in the sections below). Inside: the measured value in the prediction's 95% "
+        "interval. Best inside: the measured best cell inside the 95% interval of the law's recommendation.",
+        "",
+        "| sweep | law | fitted cells | held-out cells | mean abs. rel. error | inside | best inside |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        *([f"Not fitted yet: {', '.join(waiting)}.", ""] if waiting else []),
+    ]
+
+
 def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
     md = [
         "# Laws on real data: held-out prediction of the largest cells",
@@ -446,6 +475,7 @@ def markdown(reports: list[dict[str, Any]], args: argparse.Namespace) -> str:
         " user's (`python bench/target_weights.py`); every cell trains the same way, so the laws are checked on"
         " one consistent recipe, not on the shuffled-batch objective.",
         "",
+        *summary(reports),
     ]
     for r in reports:
         count = (

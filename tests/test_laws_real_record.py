@@ -55,6 +55,11 @@ def test_data_fraction_check_predicts_the_full_data_cells(monkeypatch: pytest.Mo
     md = laws_real.markdown([rep], argparse.Namespace(holdout=3, bootstrap=20))
     assert "| data fraction | training targets/epoch |" in md
     assert "| hstu-L4-D64-f0.12-s42 | 4 | 64 | 83,096 | 0.125 |" in md
+    # the summary repeats each check's headline numbers, ahead of the sections
+    summary_row = (f"| ml1m_data | chinchilla on params, tokens | 9 | 3 | **{chin['mean_abs_rel_error']:.1%}** | "
+                   f"{sum(c['inside'] for c in held.values())} of 3 |")  # fmt: skip
+    assert summary_row in md
+    assert md.index("## Summary") < md.index(summary_row) < md.index("## laws_real_ml1m_data")
     assert np.isfinite(checks["performance"]["mean_abs_rel_error"])
 
 
