@@ -701,7 +701,18 @@ def predict_cmd(
             if not (d["measured_range"][v][0] <= xrow[0, j] <= d["measured_range"][v][1])
         ]  # fmt: skip
         if outside:
-            flags.append("extrapolated in " + ", ".join(outside))
+            factor = trust or float(d.get("trust", fitting.DEFAULT_TRUST))
+            region = fitting.trust_region(d["measured_range"], factor, fitting.NATURAL)
+            beyond = [v for j, v in enumerate(variables) if not region[v][0] <= xrow[0, j] <= region[v][1]]
+            flags.append(
+                "extrapolated in " + ", ".join(outside)
+                + (f"; beyond the trust region ({factor:g}x) in {', '.join(beyond)}: not a prediction to act on"
+                   if beyond else "")
+            )  # fmt: skip
+        if res.law.y_range and (lo[0] <= res.law.y_range[0] or hi[0] >= res.law.y_range[1]):
+            flags.append(
+                f"interval cut at the metric's range [{res.law.y_range[0]:g}, {res.law.y_range[1]:g}]"
+            )
         t.add_row(
             *[f"{v:g}" for v in xrow[0]],
             f"{res.predict(xrow)[0]:.4f}",

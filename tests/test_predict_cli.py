@@ -63,6 +63,11 @@ def test_quickstart_fit_and_predict_stay_in_the_trust_region(tmp_path: Path) -> 
     q = run("predict", "--fit", str(fit_json), "--at", "depth=8,width=128")
     lo, hi = (float(x) for x in q.stdout.split("[")[1].split("]")[0].split(","))
     assert 0.0 <= lo <= hi <= 1.0
+    assert "extrapolated" in q.stdout and "beyond" not in q.stdout  # the trust region's corner: inside it
+    # the first version's "best" (depth 64): flagged as beyond the trust region, its interval cut at [0, 1]
+    q = run("predict", "--fit", str(fit_json), "--at", "depth=64,width=104")
+    assert q.returncode == 0, q.stderr
+    assert "beyond" in q.stdout and "metric's range" in " ".join(q.stdout.split())
 
 
 def test_chinchilla_with_constant_tokens_reports_b_and_beta_as_not_identifiable(tmp_path: Path) -> None:
