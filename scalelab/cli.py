@@ -590,10 +590,12 @@ def _print_fit(d: dict[str, Any]) -> None:
 
 
 def _print_extrapolation(e: dict[str, Any], metric: str) -> None:
-    at = ", ".join(f"{k} {_fmt(v)}" for k, v in e["at"].items())
+    held = e.get("held", [])
+    moved = ", ".join(f"{k} {_fmt(v)}" for k, v in e["at"].items() if k not in held)
+    kept = "".join(f"; {k} {_fmt(e['at'][k])}, its one measured value" for k in held)
     lo, hi = e["ci95"]
     out.print(
-        f"at the trust region's edge ({at}, {e['trust']:g}x the largest measured): predicted {metric} "
+        f"at the trust region's edge ({moved}, {e['trust']:g}x the largest measured{kept}): predicted {metric} "
         f"{e['predicted']:.4f} [{lo:.4f}, {hi:.4f}]",
         highlight=False,
     )

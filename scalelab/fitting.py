@@ -514,13 +514,17 @@ def _candidates(res: FitResult, d: dict[str, Any], region: dict[str, tuple[float
 
 def edge_prediction(res: FitResult, d: dict[str, Any], trust: float | None = None) -> dict[str, Any]:
     """The prediction, with its interval, where the trust region ends: every variable at `trust` x its
-    largest measured value (how far a law that only predicts may be taken)."""
+    largest measured value (how far a law that only predicts may be taken). A variable measured at one
+    value only stays there: the law knows nothing of it elsewhere."""
     trust = trust or float(d.get("trust", DEFAULT_TRUST))
-    at = {v: float(d["measured_range"][v][1]) * trust for v in res.law.variables}
+    rng = d["measured_range"]
+    held = [v for v in res.law.variables if rng[v][0] == rng[v][1]]
+    at = {v: float(rng[v][1]) * (1.0 if v in held else trust) for v in res.law.variables}
     x = np.array([[at[v] for v in res.law.variables]])
     lo, hi = res.predict_interval(x)
     return {
         "at": at,
+        "held": held,
         "trust": trust,
         "predicted": float(res.predict(x)[0]),
         "ci95": [float(lo[0]), float(hi[0])],

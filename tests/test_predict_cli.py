@@ -83,6 +83,12 @@ def test_chinchilla_with_constant_tokens_reports_b_and_beta_as_not_identifiable(
     d = json.loads((tmp_path / "fits" / "chinchilla-ndcg_at_10.json").read_text())
     assert set(d["ci95"]) == {"e", "a", "alpha"} and "decision" not in d
     assert any("no compute allocation" in w for w in d["warnings"])
+    # how far the law is taken: params to 2x, the tokens (3 epochs of 55,689) kept at the one value measured
+    assert d["extrapolation"]["at"] == {
+        "params": 2 * t["non_embedding_params"].max(),
+        "train_tokens": 167_067,
+    }
+    assert "train_tokens 167,067, its one measured value" in p.stdout
 
 
 def test_chinchilla_allocation_at_a_flop_budget_has_intervals(tmp_path: Path) -> None:
