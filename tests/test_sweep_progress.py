@@ -3,6 +3,9 @@ only their remaining epochs, and a smaller data fraction runs more epochs of few
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from scalelab.sweeps.progress import Counts, EventLines, TrialView, cost_exponent, eta_seconds
@@ -97,3 +100,38 @@ def test_piped_lines_carry_the_eta() -> None:
     EventLines(lines.append)(c)
     ended = [ln for ln in lines if " finished " in ln]
     assert len(ended) == 3 and all("ETA" in ln and "for the 3 left" in ln for ln in ended)
+
+
+def test_a_resumed_sweep_has_an_eta_from_the_cells_finished_earlier(tmp_path: Path) -> None:
+    """The second invocation of a sweep reads the epochs and wall time of the cells the first one
+    finished (its trial summary and its state), so its first `started` line already carries an ETA."""
+    from sweep_helpers import write_spec
+
+    from scalelab.sweeps.planning import plan
+    from scalelab.sweeps.runner import _earlier_view
+    from scalelab.sweeps.spec import load_sweep
+
+    spec, cells = load_sweep(write_spec(tmp_path, "eta"))
+    planned = plan(spec, cells)
+    first, second = planned[0], planned[-1]  # L1-D8 and L2-D16: different costs per target
+    trial = tmp_path / "eta" / "trials" / first.cell.cell_id
+    trial.mkdir(parents=True)
+    (trial / "summary.json").write_text(json.dumps({"status": "finished", "epochs_run": 2}))
+    assert _earlier_view(tmp_path / "eta", first, {"status": "finished"}) is None  # no wall time recorded
+    done = _earlier_view(tmp_path / "eta", first, {"status": "finished", "wall_time_s": 30.0})
+    assert done is not None and done.elapsed() == 30.0 and done.epoch == 2
+
+    c = Counts(total=2, skipped=1, earlier=[done])
+    c.trials = {"b": TrialView("b", 2, flops_per_epoch=second.flops_per_epoch,
+                               targets_per_epoch=second.targets_per_epoch)}  # fmt: skip
+    # by hand: one finished cell, so time per target scales with (FLOPs per target)^0.5 from it
+    cost = [p.flops_per_epoch / p.targets_per_epoch for p in (first, second)]
+    per_target = 30.0 / (2 * first.targets_per_epoch)
+    expect = per_target * (cost[1] / cost[0]) ** 0.5 * 2 * second.targets_per_epoch
+    assert cost[1] > 2 * cost[0] and eta_seconds(c, NOW) == pytest.approx(expect, rel=1e-9)
+    c.trials["b"].state, c.running = "running", 1
+    lines: list[str] = []
+    EventLines(lines.append)(c)
+    assert (
+        len(lines) == 1 and " started  b " in lines[0] and "ETA" in lines[0] and "for the 1 left" in lines[0]
+    )

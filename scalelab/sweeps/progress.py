@@ -60,6 +60,8 @@ class Counts:
     metric: str = "ndcg@10"  # the monitored metric (named in the display)
     split: str = "valid"  # where it is measured during training: valid, or test without a validation split
     trials: dict[str, TrialView] = field(default_factory=dict)  # cell id -> view, for cells run now
+    earlier: list[TrialView] = field(default_factory=list)  # cells finished by earlier invocations: the ETA's
+    # evidence from the first minute of a resumed sweep (elapsed = their wall time over all attempts)
 
     @property
     def pending(self) -> int:
@@ -104,16 +106,17 @@ def eta_seconds(c: Counts, now: float) -> float | None:
     as the finished ones did on average (early stopping ends most runs before their maximum epochs,
     and a smaller data fraction runs more epochs of fewer targets), at most its maximum; a running
     cell counts for the targets it has left. The remaining work is shared among the trials running
-    now. None before a cell finished. Replayed on the kept laws-real sweeps: `bench/bench_eta.py`."""
+    now. Cells finished by earlier invocations of the sweep count like those finished now. None
+    before a cell finished. Replayed on the kept laws-real sweeps: `bench/bench_eta.py`."""
     done = [
-        v for v in c.trials.values()
-        if v.state == "finished" and v.started and v.ended and v.first_epoch is not None
+        v for v in [*c.trials.values(), *c.earlier]
+        if v.state == "finished" and v.started is not None and v.ended and v.first_epoch is not None
     ]  # fmt: skip
     left = [v for v in c.trials.values() if v.state in ("pending", "running")]
     if (
         not done
         or not left
-        or any(v.flops_per_epoch <= 0 or v.targets_per_epoch <= 0 for v in c.trials.values())
+        or any(v.flops_per_epoch <= 0 or v.targets_per_epoch <= 0 for v in [*c.trials.values(), *done])
     ):
         return None
     per_target = [
@@ -197,12 +200,12 @@ class EventLines:
     @staticmethod
     def line(c: Counts, cid: str, v: TrialView) -> str:
         stamp = time.strftime("%H:%M:%S")
-        if v.state == "running":
-            return f"{stamp} started  {v.name} ({cid})"
-        metric = f", {c.split} {c.metric} {v.metric:.4f}" if v.metric is not None else ""
-        tail = f": {v.reason}" if v.reason and v.state != "finished" else ""
         eta = eta_seconds(c, time.time())
         left = f"; ETA {_clock(eta)} for the {c.pending + c.running} left" if eta is not None else ""
+        if v.state == "running":  # an ETA here only when cells finished earlier (a resumed sweep)
+            return f"{stamp} started  {v.name} ({cid}){left}"
+        metric = f", {c.split} {c.metric} {v.metric:.4f}" if v.metric is not None else ""
+        tail = f": {v.reason}" if v.reason and v.state != "finished" else ""
         return (
             f"{stamp} {v.state:8s} {v.name} ({cid}) after {v.epoch} epoch(s), {_clock(v.elapsed())}"
             f"{metric}{tail}{left}"

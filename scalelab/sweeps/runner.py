@@ -123,6 +123,19 @@ def _adaptive_run(spec: SweepSpec, planned: list[PlannedCell], root: Path, monit
     return AdaptiveRun(spec.adaptive, planned, root, monitor, on_wave)
 
 
+def _earlier_view(root: Path, p: PlannedCell, st: dict[str, Any]) -> TrialView | None:
+    """A cell finished by an earlier invocation, as the ETA reads it: its epochs and its wall time
+    over all attempts (None when either was not recorded)."""
+    summary = res.trial_summary(root, p.cell.cell_id)
+    wall, epochs = st.get("wall_time_s"), (summary or {}).get("epochs_run")
+    if not wall or not epochs:
+        return None
+    return TrialView(
+        p.cell.config.name, p.cell.config.train.epochs, state="finished", epoch=int(epochs), started=0.0,
+        ended=float(wall), first_epoch=1, flops_per_epoch=p.flops_per_epoch, targets_per_epoch=p.targets_per_epoch,
+    )  # fmt: skip
+
+
 def _run_sweep(
     spec: SweepSpec,
     cells: list[Cell],
@@ -150,6 +163,8 @@ def _run_sweep(
         if st in ("finished", "diverged"):
             counts.skipped += 1
             state.setdefault(p.cell.cell_id, {})["status"] = st
+            if st == "finished" and (earlier := _earlier_view(root, p, state[p.cell.cell_id])) is not None:
+                counts.earlier.append(earlier)
         elif p.cell.cell_id in carried:  # measured elsewhere: its row is in carried.csv
             counts.skipped += 1
             counts.carried += 1
