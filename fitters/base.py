@@ -27,7 +27,9 @@ class Param:
     pin the parameter down; when none does, it is reported as not identifiable and gets no interval.
     A `scale` parameter (the weight of a term) is still fitted from 2 distinct values, with the term's
     shape parameters fixed, so the measured difference between the two levels is kept; otherwise, and
-    with a single value, the parameter is fixed at `fixed` (for a scale: the value with no effect)."""
+    with a single value, the parameter is fixed at `fixed` (for a scale: the value with no effect).
+    An `exponent` is a rate of scaling (> 0): what a researcher reads off the fit, so an interval
+    that spans more than a factor EXPONENT_SPAN between its ends is reported."""
 
     name: str
     lower: float = -np.inf
@@ -36,6 +38,7 @@ class Param:
     fixed: float = 0.0
     scale: bool = False
     identifiable: bool = True  # False: one dataset can never pin it down (reported as such)
+    exponent: bool = False
 
 
 @dataclass(frozen=True)

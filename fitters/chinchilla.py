@@ -48,9 +48,9 @@ class ChinchillaLaw(Law):
         return [
             Param("e", -20, 20),
             Param("a", -20, 60, n, -20.0, scale=True),
-            Param("alpha", 0.0, 5.0, n, 0.3),
+            Param("alpha", 0.0, 5.0, n, 0.3, exponent=True),
             Param("b", -20, 60, d, -20.0, scale=True),
-            Param("beta", 0.0, 5.0, d, 0.3),
+            Param("beta", 0.0, 5.0, d, 0.3, exponent=True),
         ]
 
     def gap(self, y: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ HUBER_K = 1.345
 BOOT_NFEV = 200
 SEARCH_NFEV = 300
 HEAVY_TAIL = 10.0  # 95%-interval width / (IQR x 2.9) beyond which an interval is called unstable
+EXPONENT_SPAN = 10.0  # an exponent's 95% interval whose ends differ by more than this factor is reported
 METHODS = ("residual", "case")
 
 
@@ -409,6 +410,13 @@ def _warnings(
                 )
         if not prm.identifiable:
             out.append(f"parameter {prm.name} is not identifiable from these data")
+        if prm.exponent and prm.name in res.ci:
+            lo, hi = res.ci[prm.name]
+            if lo > 0 and hi > EXPONENT_SPAN * lo:  # (an interval down to 0 is reported at its bound)
+                out.append(
+                    f"the exponent {prm.name} = {v:.3g} is known only within a factor of {hi / lo:.0f} (95% "
+                    f"interval [{lo:.3g}, {hi:.3g}]): the data do not say how fast the metric scales"
+                )
     if res.bootstrap_thetas is not None and len(res.bootstrap_thetas) and np.ptp(y) > 0:
         lo, hi = res.predict_interval(X)
         ratio = float(np.max(hi - lo) / np.ptp(y))

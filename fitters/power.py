@@ -44,7 +44,7 @@ class PowerLaw(Law):
         return [
             Param("E", lo, hi),
             Param("a", -50.0, 50.0, v, -50.0, scale=True),
-            Param("alpha", 0.0, 10.0, v, 0.5),
+            Param("alpha", 0.0, 10.0, v, 0.5, exponent=True),
         ]
 
     def evaluate(self, X: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -113,6 +113,21 @@ def test_an_interval_reaching_a_bound_is_flagged() -> None:
     assert any("bound 1" in w for w in res.warnings)
 
 
+def test_an_exponent_known_only_within_a_wide_factor_is_flagged() -> None:
+    """y = 0.35 - 2 x^-0.3: over three decades at noise 0.001 alpha is pinned down (no warning); over
+    3x of x at noise 0.003 its interval spans ~100x and the fit says so."""
+    law = make_law("power", ["params"], direction="rising", y_range=(0, 1))
+    rng = np.random.default_rng(0)
+    wide, narrow = np.geomspace(1e3, 1e6, 8), np.geomspace(1e4, 3e4, 6)
+    res = fit(law, wide[:, None], 0.35 - 2 * wide**-0.3 + rng.normal(0, 0.001, 8), bootstrap=100)
+    lo, hi = res.ci["alpha"]
+    assert lo < 0.3 < hi < 1.1 * lo and not any("the exponent" in w for w in res.warnings)
+    res = fit(law, narrow[:, None], 0.35 - 2 * narrow**-0.3 + rng.normal(0, 0.003, 6), bootstrap=100)
+    lo, hi = res.ci["alpha"]
+    assert hi > 10 * lo > 0
+    assert any(w.startswith("the exponent alpha") and "known only within a factor" in w for w in res.warnings)
+
+
 def test_a_prediction_band_far_wider_than_the_data_is_flagged() -> None:
     law, X, y = perf_data()
     res = fit(law, X, y, bootstrap=0)
