@@ -14,6 +14,7 @@ it lies on the edge of a budget, the budget binds (a genuine constrained optimum
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 from fitters.base import FitResult
 
 DEFAULT_TRUST = 2.0
+PROVISIONAL_EDGE_SHARE = 0.25  # share of bootstrap decisions on the edge: an optimum is provisional
 
 
 @dataclass
@@ -179,7 +181,12 @@ def best_config(
         status = "interior"
         message = f"interior optimum: {shown}"
     if edge_share > 0.05 and status != "edge":
-        message += f" ({edge_share:.0%} of the bootstrap fits put the best on the region's edge)"
+        toward = ""
+        if edge_share >= PROVISIONAL_EDGE_SHARE:  # name where the disagreeing fits point
+            pointed = Counter(e for i in picks for e in edges(cand_in[i]).items())
+            (var, way), _ = pointed.most_common(1)[0]
+            toward = f", most toward {way} {var}: the optimum may lie beyond the trust region; measure there"
+        message += f" ({edge_share:.0%} of the bootstrap fits put the best on the region's edge{toward})"
     few = [v for v in result.undetermined if v in region]
     if few:
         message += (

@@ -203,6 +203,20 @@ def test_an_optimum_beyond_the_trust_region_is_no_interior_optimum() -> None:
     assert "no interior optimum" in dec.message and "larger depth" in dec.message
 
 
+def test_an_optimum_near_the_edge_that_many_bootstrap_fits_put_on_it_is_provisional() -> None:
+    """Widths 8-24 measured, so the trust region ends at 48, just past the true best width 47: the
+    fitted best is interior, but a large share of the bootstrap fits put it on the edge, and the
+    decision names that direction. On the paper's grid (widths 25-100) the best is well inside."""
+    X = np.array([(L, h) for L in (4, 8, 12, 16, 24, 32) for h in (8, 12, 16, 24)], dtype=float)
+    law, X, y = perf_data(X=X)
+    dec = best_config(fit(law, X, y, bootstrap=200), CAND, region_of(X), natural=NATURAL)
+    assert dec.status == "interior" and dec.edge_share >= 0.25, dec.message
+    assert "most toward larger width: the optimum may lie beyond the trust region" in dec.message
+    law, X, y = perf_data(sigma=0.001)
+    dec = best_config(fit(law, X, y, bootstrap=100), CAND, region_of(X), natural=NATURAL)
+    assert dec.edge_share < 0.25 and "may lie beyond" not in dec.message
+
+
 def test_a_budget_that_binds_is_reported_as_such() -> None:
     law, X, y = perf_data(sigma=0.001)
     res = fit(law, X, y, bootstrap=20)
