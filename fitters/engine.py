@@ -412,7 +412,8 @@ def _warnings(
             out.append(f"parameter {prm.name} is not identifiable from these data")
         if prm.exponent and prm.name in res.ci:
             lo, hi = res.ci[prm.name]
-            if lo > 0 and hi > EXPONENT_SPAN * lo:  # (an interval down to 0 is reported at its bound)
+            floor = max(prm.lower, 0.0) + 1e-4 * max(1.0, abs(prm.lower))  # (one down to its bound: above)
+            if lo > floor and hi > EXPONENT_SPAN * lo:
                 out.append(
                     f"the exponent {prm.name} = {v:.3g} is known only within a factor of {hi / lo:.0f} (95% "
                     f"interval [{lo:.3g}, {hi:.3g}]): the data do not say how fast the metric scales"
