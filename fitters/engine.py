@@ -411,12 +411,12 @@ def _warnings(
         if not prm.identifiable:
             out.append(f"parameter {prm.name} is not identifiable from these data")
         if prm.exponent and prm.name in res.ci:
-            lo, hi = res.ci[prm.name]
+            e_lo, e_hi = res.ci[prm.name]
             floor = max(prm.lower, 0.0) + 1e-4 * max(1.0, abs(prm.lower))  # (one down to its bound: above)
-            if lo > floor and hi > EXPONENT_SPAN * lo:
+            if e_lo > floor and e_hi > EXPONENT_SPAN * e_lo:
                 out.append(
-                    f"the exponent {prm.name} = {v:.3g} is known only within a factor of {hi / lo:.0f} (95% "
-                    f"interval [{lo:.3g}, {hi:.3g}]): the data do not say how fast the metric scales"
+                    f"the exponent {prm.name} = {v:.3g} is known only within a factor of {e_hi / e_lo:.0f} (95% "
+                    f"interval [{e_lo:.3g}, {e_hi:.3g}]): the data do not say how fast the metric scales"
                 )
     if res.bootstrap_thetas is not None and len(res.bootstrap_thetas) and np.ptp(y) > 0:
         lo, hi = res.predict_interval(X)
