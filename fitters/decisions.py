@@ -148,7 +148,8 @@ def best_config(
         nat = (natural or {}).get(v)
         if nat and v in region and (x_best[j] <= nat[0] or x_best[j] >= nat[1]):
             at_natural = True
-    edge_share = float(np.mean([bool(edges(cand_in[i])) for i in picks])) if len(picks) else 0.0
+    pick_edges = [edges(cand_in[i]) for i in picks]
+    edge_share = float(np.mean([bool(e) for e in pick_edges])) if len(picks) else 0.0
 
     # does the budget bind? the best within the region alone would be elsewhere
     full_pred = sign * law.predict(cand_in, result.theta)
@@ -183,7 +184,7 @@ def best_config(
     if edge_share > 0.05 and status != "edge":
         toward = ""
         if edge_share >= PROVISIONAL_EDGE_SHARE:  # name where the disagreeing fits point
-            pointed = Counter(e for i in picks for e in edges(cand_in[i]).items())
+            pointed = Counter(e for pe in pick_edges for e in pe.items())
             (var, way), _ = pointed.most_common(1)[0]
             toward = f", most toward {way} {var}: the optimum may lie beyond the trust region; measure there"
         message += f" ({edge_share:.0%} of the bootstrap fits put the best on the region's edge{toward})"

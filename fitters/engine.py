@@ -357,6 +357,11 @@ def _outliers(prob: Problem, theta_f: np.ndarray, noise: float) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.abs(r) > OUTLIER_Z * noise)]
 
 
+def _at_bound(x: float, bound: float) -> bool:
+    """`x` is at `bound`, to the optimiser's tolerance."""
+    return abs(x - bound) <= 1e-4 * max(1.0, abs(bound))
+
+
 def _warnings(
     res: FitResult, X: np.ndarray, y: np.ndarray, distinct: dict[str, int], n_free: int
 ) -> list[str]:
@@ -399,12 +404,9 @@ def _warnings(
         for bound in (prm.lower, prm.upper):
             if not np.isfinite(bound):
                 continue
-            tol = 1e-4 * max(1.0, abs(bound))
-            if abs(v - bound) <= tol:
+            if _at_bound(v, bound):
                 out.append(f"parameter {prm.name} sits at its bound {bound:g}: the data do not pin it down")
-            elif prm.name in res.ci and min(abs(e - bound) for e in res.ci[prm.name]) <= 1e-4 * max(
-                1.0, abs(bound)
-            ):
+            elif prm.name in res.ci and any(_at_bound(e, bound) for e in res.ci[prm.name]):
                 out.append(
                     f"the interval of {prm.name} reaches its bound {bound:g}: the data do not pin it down"
                 )
@@ -412,8 +414,8 @@ def _warnings(
             out.append(f"parameter {prm.name} is not identifiable from these data")
         if prm.exponent and prm.name in res.ci:
             e_lo, e_hi = res.ci[prm.name]
-            floor = max(prm.lower, 0.0) + 1e-4 * max(1.0, abs(prm.lower))  # (one down to its bound: above)
-            if e_lo > floor and e_hi > EXPONENT_SPAN * e_lo:
+            # (an interval down to the exponent's bound 0 is reported at its bound, above)
+            if e_lo > 0 and not _at_bound(e_lo, prm.lower) and e_hi > EXPONENT_SPAN * e_lo:
                 out.append(
                     f"the exponent {prm.name} = {v:.3g} is known only within a factor of {e_hi / e_lo:.0f} (95% "
                     f"interval [{e_lo:.3g}, {e_hi:.3g}]): the data do not say how fast the metric scales"

@@ -590,9 +590,9 @@ def _print_fit(d: dict[str, Any]) -> None:
 
 
 def _print_extrapolation(e: dict[str, Any], metric: str) -> None:
-    held = e.get("held", [])
-    moved = ", ".join(f"{k} {_fmt(v)}" for k, v in e["at"].items() if k not in held)
-    kept = "".join(f"; {k} {_fmt(e['at'][k])}, its one measured value" for k in held)
+    constant = e.get("constant", [])
+    moved = ", ".join(f"{k} {_fmt(v)}" for k, v in e["at"].items() if k not in constant)
+    kept = "".join(f"; {k} {_fmt(e['at'][k])}, its one measured value" for k in constant)
     lo, hi = e["ci95"]
     out.print(
         f"at the trust region's edge ({moved}, {e['trust']:g}x the largest measured{kept}): predicted {metric} "
@@ -703,8 +703,7 @@ def predict_cmd(
             if not (d["measured_range"][v][0] <= xrow[0, j] <= d["measured_range"][v][1])
         ]  # fmt: skip
         if outside:
-            factor = trust or float(d.get("trust", fitting.DEFAULT_TRUST))
-            region = fitting.trust_region(d["measured_range"], factor, fitting.NATURAL)
+            factor, region = fitting.fit_trust_region(d, variables, trust)
             beyond = [v for j, v in enumerate(variables) if not region[v][0] <= xrow[0, j] <= region[v][1]]
             flags.append(
                 "extrapolated in " + ", ".join(outside)

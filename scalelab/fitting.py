@@ -512,19 +512,28 @@ def _candidates(res: FitResult, d: dict[str, Any], region: dict[str, tuple[float
     return np.array([(L, h, *fixed) for L in depths for h in sorted(widths)], dtype=float)
 
 
+def fit_trust_region(
+    d: dict[str, Any], variables: list[str], trust: float | None = None
+) -> tuple[float, dict[str, tuple[float, float]]]:
+    """The trust factor (`trust`, else the fit's own) and the region it spans around the measured range."""
+    trust = trust or float(d.get("trust", DEFAULT_TRUST))
+    measured = {v: (float(d["measured_range"][v][0]), float(d["measured_range"][v][1])) for v in variables}
+    return trust, trust_region(measured, trust, NATURAL)
+
+
 def edge_prediction(res: FitResult, d: dict[str, Any], trust: float | None = None) -> dict[str, Any]:
     """The prediction, with its interval, where the trust region ends: every variable at `trust` x its
     largest measured value (how far a law that only predicts may be taken). A variable measured at one
     value only stays there: the law knows nothing of it elsewhere."""
-    trust = trust or float(d.get("trust", DEFAULT_TRUST))
+    trust, _ = fit_trust_region(d, res.law.variables, trust)
     rng = d["measured_range"]
-    held = [v for v in res.law.variables if rng[v][0] == rng[v][1]]
-    at = {v: float(rng[v][1]) * (1.0 if v in held else trust) for v in res.law.variables}
+    constant = [v for v in res.law.variables if rng[v][0] == rng[v][1]]
+    at = {v: float(rng[v][1]) * (1.0 if v in constant else trust) for v in res.law.variables}
     x = np.array([[at[v] for v in res.law.variables]])
     lo, hi = res.predict_interval(x)
     return {
         "at": at,
-        "held": held,
+        "constant": constant,
         "trust": trust,
         "predicted": float(res.predict(x)[0]),
         "ci95": [float(lo[0]), float(hi[0])],
@@ -544,9 +553,8 @@ def decide(
 
 def _decide(res: FitResult, d: dict[str, Any], budget: Budget | None, trust: float | None) -> Decision | None:
     budget = budget or Budget()
-    trust = trust or float(d.get("trust", DEFAULT_TRUST))
+    _, region = fit_trust_region(d, res.law.variables, trust)
     measured = {v: tuple(d["measured_range"][v]) for v in res.law.variables}
-    region = trust_region(measured, trust, NATURAL)  # type: ignore[arg-type]
     kind = res.law.DECISION
     if kind == "best_config":
         if budget.max_tokens is not None:
